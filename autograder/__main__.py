@@ -1,0 +1,47 @@
+"""Command line of the kit: python -m autograder COMMAND ... (see --help)."""
+
+import argparse
+import os
+import sys
+
+from . import KIT_ROOT  # noqa: F401  (puts course_config on the path)
+import course_config
+
+
+def cmd_release(args):
+    from .release import ReleaseError, release
+    assignment = course_config.get_assignment(args.assignment)
+    try:
+        diffs = release(assignment, check=args.check)
+    except ReleaseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        if diffs:
+            print(f"release/{assignment.name} is out of sync with {course_config.SOURCE_DIR}/{assignment.name}: "
+                  f"{', '.join(diffs)}; run `python -m autograder release {assignment.name}` and commit.")
+            return 1
+        print(f"release/{assignment.name} is in sync with its source.")
+        return 0
+    print(f"Released {course_config.SOURCE_DIR}/{assignment.name} into {assignment.release_dir}")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("release", help="generate release/ASSIGNMENT from assignments/ASSIGNMENT")
+    p.add_argument("assignment")
+    p.add_argument("--check", action="store_true", help="only check that the committed release is in sync")
+    p.set_defaults(func=cmd_release)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
