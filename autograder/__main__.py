@@ -27,6 +27,19 @@ def cmd_release(args):
     return 0
 
 
+def cmd_grade(args):
+    from .grade import grade_to
+    assignment = course_config.get_assignment(args.assignment)
+    if not os.path.isdir(args.submission):
+        print(f"error: {args.submission} is not a folder: unpack the submission into a folder and grade that.",
+              file=sys.stderr)
+        return 2
+    results = grade_to(assignment, args.submission, args.out, use_sandbox=not args.no_sandbox)
+    print(f"{args.submission}: {results['score']} autograded points; results in {args.out}/results.json, "
+          f"feedback in {args.out}/feedback.md")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -35,6 +48,13 @@ def build_parser():
     p.add_argument("assignment")
     p.add_argument("--check", action="store_true", help="only check that the committed release is in sync")
     p.set_defaults(func=cmd_release)
+
+    p = commands.add_parser("grade", help="grade one submission folder")
+    p.add_argument("assignment")
+    p.add_argument("submission", help="the submission folder (vae.py, vae.ipynb, results/)")
+    p.add_argument("--out", required=True, help="where results.json and feedback.md go")
+    p.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (limits and timeouts stay)")
+    p.set_defaults(func=cmd_grade)
     return parser
 
 

@@ -1,0 +1,313 @@
+"""What the hidden tests judge with: the observations, the math they are checked against, the
+result files, and the hints that explain a failure. Runs in the grader's process; it never
+imports a submission.
+"""
+
+import base64
+import contextlib
+import csv
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from .worker import inputs
+
+
+def fail(message):
+    """Fail the current hidden test with a message written for the student (no traceback)."""
+    pytest.fail(message, pytrace=False)
+
+
+@contextlib.contextmanager
+def with_context(prefix):
+    """Prefix the failure message of the checks inside the block (e.g. the sizes they used)."""
+    try:
+        yield
+    except pytest.fail.Exception as failure:
+        fail(prefix + str(failure.msg))
+
+
+def graded(task, points, title):
+    """Mark a hidden test with its task id, its points and the title the student sees."""
+    def mark(function):
+        function.grading = {"task": task, "points": points, "title": title}
+        return function
+    return mark
+
+
+# --- observations -----------------------------------------------------------------------------
+
+def explain_error(error):
+    """A student-facing sentence for an error text from the worker."""
+    if "NotImplementedError" in error and "TODO (" in error:
+        todo = error[error.index("TODO ("):].split(")")[0] + ")"
+        return f"{todo} is not written yet: it still raises NotImplementedError."
+    return f"your code raised an error here: {error}"
+
+
+class Observations:
+    """The probes' results for one submission (or the reference)."""
+
+    def __init__(self, worker_result=None, unavailable=None):
+        self.worker_result = worker_result
+        self.unavailable = unavailable
+
+    def get(self, probe, *path):
+        """The observed value at path inside probe's result; fails the test when it is missing."""
+        if self.unavailable:
+            fail(self.unavailable)
+        entry = self.worker_result.observations.get(probe)
+        if not isinstance(entry, dict):
+            fail("this check could not run: the grader received no observation for it")
+        if not entry.get("ok"):
+            fail(explain_error(str(entry.get("error", "unknown error"))))
+        value = entry.get("value")
+        for key in path:
+            value = _descend(value, key)
+        return value
+
+    def has(self, probe, *path):
+        try:
+            self.get(probe, *path)
+        except pytest.fail.Exception:
+            return False
+        return True
+
+
+def _descend(value, key):
+    if isinstance(value, dict) and set(value) == {"error"}:
+        fail(explain_error(str(value["error"])))
+    try:
+        value = value[key]
+    except (KeyError, IndexError, TypeError):
+        fail("this check could not run: an observation had an unexpected form")
+    if isinstance(value, dict) and set(value) == {"error"}:
+        fail(explain_error(str(value["error"])))
+    return value
+
+
+def kind_of(description):
+    """"tensor", "tuple", "list", "None" or "other" for a describe() result."""
+    return description.get("kind") if isinstance(description, dict) else "other"
+
+
+def array(description, what="this value"):
+    """The numpy float64 array of a tensor description; fails when it is not a tensor."""
+    if not isinstance(description, dict) or "b64" not in description:
+        got = description.get("type") or description.get("kind") if isinstance(description, dict) else "?"
+        fail(f"{what} should be a torch.Tensor, but it was a {got}")
+    try:
+        shape = [int(n) for n in description["shape"]]
+        data = np.frombuffer(base64.b64decode(description["b64"], validate=True), dtype="<f8")
+        return data.reshape(shape)
+    except (ValueError, TypeError, KeyError):
+        fail(f"{what}: the grader could not read the observation")
+
+
+def scalar_value(description, what):
+    """The float of a one-element tensor description."""
+    values = array(description, what)
+    if values.size != 1:
+        fail(f"{what} should be a single number (a scalar tensor), but it has shape {tuple(values.shape)}: "
+             "sum over the batch and over all dimensions")
+    return float(values.reshape(()))
+
+
+def close(actual, expected, tolerances):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    return actual.shape == expected.shape and bool(
+        np.allclose(actual, expected, rtol=tolerances.rtol, atol=tolerances.atol, equal_nan=False))
+
+
+# --- the math the tests compare with ----------------------------------------------------------
+
+def _t(a):
+    return torch.as_tensor(a, dtype=torch.float64)
+
+
+def weights(seed, part, position, n_in, n_out):
+    w, b = inputs.layer_weights(seed, part, position, n_in, n_out)
+    return w.double(), b.double()
+
+
+def encoder_candidates(seed, sizes, x):
+    """What the encoder's code (AE) / mu (VAE) would be with the probe weights: the right one
+    ("correct") and plausible mistakes, each with the hint it earns."""
+    d, h, k = sizes["n_dims_data"], sizes["hidden_layer_size"], sizes["n_dims_code"]
+    (w1, b1), (w2, b2) = weights(seed, 0, 0, d, h), weights(seed, 0, 1, h, k)
+    pre = _t(x) @ w1.T + b1
+    correct = torch.relu(pre) @ w2.T + b2
+    return {
+        "correct": (correct, ""),
+        "no_relu": (pre @ w2.T + b2, "the encoder's hidden layer has no ReLU after it"),
+        "tanh": (torch.tanh(pre) @ w2.T + b2, "the encoder's hidden activation should be a ReLU, not tanh"),
+        "sigmoid": (torch.sigmoid(pre) @ w2.T + b2,
+                    "the encoder's hidden activation should be a ReLU, not a sigmoid"),
+        "relu_on_code": (torch.relu(correct), "the code comes straight out of a linear layer: "
+                                              "no ReLU after the last encoder layer"),
+        "sigmoid_on_code": (torch.sigmoid(correct), "the code comes straight out of a linear layer: "
+                                                    "no sigmoid after the last encoder layer"),
+        "tanh_on_code": (torch.tanh(correct), "the code comes straight out of a linear layer: "
+                                              "no tanh after the last encoder layer"),
+    }
+
+
+def logvar_candidates(seed, sizes, x, position=2):
+    """The log-variance head's output with the probe weights, and constrained versions of it."""
+    d, h, k = sizes["n_dims_data"], sizes["hidden_layer_size"], sizes["n_dims_code"]
+    (w1, b1), (w3, b3) = weights(seed, 0, 0, d, h), weights(seed, 0, position, h, k)
+    logvar = torch.relu(_t(x) @ w1.T + b1) @ w3.T + b3
+    hint = "logvar must stay unconstrained (any real number): no activation after its layer"
+    return {"correct": (logvar, ""),
+            "exp": (torch.exp(logvar), "you return exp(logvar) (a variance); encode must return log(sigma^2)"),
+            "softplus": (torch.nn.functional.softplus(logvar), hint),
+            "relu": (torch.relu(logvar), hint),
+            "sigmoid": (torch.sigmoid(logvar), hint),
+            "tanh": (torch.tanh(logvar), hint)}
+
+
+def decoder_candidates(seed, sizes, z):
+    d, h, k = sizes["n_dims_data"], sizes["hidden_layer_size"], sizes["n_dims_code"]
+    (w1, b1), (w2, b2) = weights(seed, 1, 0, k, h), weights(seed, 1, 1, h, d)
+    pre = _t(z) @ w1.T + b1
+    logits = torch.relu(pre) @ w2.T + b2
+    return {
+        "correct": (torch.sigmoid(logits), ""),
+        "no_sigmoid": (logits, "the decoder's outputs leave (0, 1): is the sigmoid at the end missing?"),
+        "no_relu": (torch.sigmoid(pre @ w2.T + b2), "the decoder's hidden layer has no ReLU after it"),
+        "tanh": (torch.sigmoid(torch.tanh(pre) @ w2.T + b2),
+                 "the decoder's hidden activation should be a ReLU, not tanh"),
+        "sigmoid_hidden": (torch.sigmoid(torch.sigmoid(pre) @ w2.T + b2),
+                           "the decoder's hidden activation should be a ReLU, not a sigmoid"),
+        "relu_before_sigmoid": (torch.sigmoid(torch.relu(logits)),
+                                "there is a ReLU between the decoder's last layer and its sigmoid"),
+        "tanh_output": (torch.tanh(logits), "the decoder should end with a sigmoid, not tanh"),
+    }
+
+
+def diagnose(actual, candidates, tolerances, default):
+    """The hint of the first mistake whose output matches actual, else default."""
+    for name, (values, hint) in candidates.items():
+        if name != "correct" and close(actual, values.numpy(), tolerances):
+            return hint
+    return default
+
+
+def kl_closed_form(mu, logvar):
+    """KL(N(mu, Sigma) || N(0, I)) summed over the batch, from the derivation
+    1/2 [mu^T mu + tr Sigma - log|Sigma| - n], with the full covariance matrices Sigma = diag(exp(logvar))."""
+    mu, logvar = _t(mu), _t(logvar)
+    sigma = torch.diag_embed(torch.exp(logvar))                     # (B, n, n)
+    n = mu.shape[1]
+    quadratic = torch.einsum("bi,bi->b", mu, mu)
+    trace = torch.diagonal(sigma, dim1=-2, dim2=-1).sum(-1)
+    _, log_det = torch.linalg.slogdet(sigma)
+    return float((0.5 * (quadratic + trace - log_det - n)).sum())
+
+
+def kl_distributions(mu, logvar):
+    """The same KL through torch.distributions, as an independent check of kl_closed_form."""
+    from torch.distributions import MultivariateNormal, kl_divergence
+    mu, logvar = _t(mu), _t(logvar)
+    q = MultivariateNormal(mu, covariance_matrix=torch.diag_embed(torch.exp(logvar)))
+    p = MultivariateNormal(torch.zeros_like(mu), covariance_matrix=torch.eye(mu.shape[1], dtype=torch.float64))
+    return float(kl_divergence(q, p).sum())
+
+
+def kl_mistakes(mu, logvar):
+    """Values a plausible wrong KL would have on (mu, logvar), each with its hint."""
+    mu, logvar = _t(mu), _t(logvar)
+    right = kl_closed_form(mu, logvar)
+    b, n = mu.shape
+    half_log = 0.5 * logvar
+
+    def total(terms):
+        return float(terms.sum())
+
+    return [
+        (2 * right, "your KL is exactly twice the closed form: where is the 1/2?"),
+        (-right, "your KL has the wrong sign: a KL divergence is never negative, so check the sign "
+                 "of the whole expression"),
+        (total(0.5 * (mu ** 2 + torch.exp(half_log) - half_log - 1)),
+         "you used the standard deviation where the formula wants the variance: "
+         "tr(Sigma) = sum of exp(logvar), log|Sigma| = sum of logvar"),
+        (total(0.5 * (mu ** 2 + torch.exp(half_log) - logvar - 1)),
+         "tr(Sigma) is the sum of the variances exp(logvar), not of the standard deviations"),
+        (total(0.5 * (mu ** 2 + torch.exp(logvar) - half_log - 1)),
+         "log|Sigma| is the sum of logvar (log of variances), not of log standard deviations"),
+        (right / b, "your KL is averaged over the batch; the contract wants it summed over the batch"),
+        (right / (b * n), "your KL is averaged over the batch and the code dimensions; sum it instead"),
+        (total(0.5 * (torch.exp(logvar) - logvar - 1)), "the mu^T mu term of the KL is missing"),
+        (total(0.5 * (mu ** 2 + torch.exp(logvar) - logvar)), "the -n term (the -1 per dimension) is missing"),
+        (total(0.5 * (mu ** 2 + torch.exp(logvar) + logvar - 1)), "the log|Sigma| term has the wrong sign"),
+    ]
+
+
+def binary_cross_entropy_sum(recon_x, x):
+    return float(torch.nn.functional.binary_cross_entropy(_t(recon_x), _t(x), reduction="sum"))
+
+
+# --- result files -----------------------------------------------------------------------------
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_CSV_BYTES = 2 << 20
+MAX_PNG_BYTES = 20 << 20
+
+
+def png_size(path):
+    """(width, height) of a valid PNG file; raises ValueError saying what is wrong."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        raise ValueError(f"{path.name} is missing")
+    if path.stat().st_size > MAX_PNG_BYTES:
+        raise ValueError(f"{path.name} is larger than {MAX_PNG_BYTES >> 20} MB")
+    data = path.read_bytes()
+    if not data.startswith(PNG_SIGNATURE):
+        raise ValueError(f"{path.name} is not a PNG image")
+    offset, size, ended = len(PNG_SIGNATURE), None, False
+    while offset + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        body = data[offset + 8:offset + 8 + length]
+        crc = data[offset + 8 + length:offset + 12 + length]
+        if len(body) != length or len(crc) != 4 or zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
+            raise ValueError(f"{path.name} is a damaged PNG (chunk {kind!r} is cut or corrupt)")
+        if kind == b"IHDR":
+            size = struct.unpack(">II", body[:8])
+        if kind == b"IEND":
+            ended = True
+            break
+        offset += 12 + length
+    if size is None or not ended:
+        raise ValueError(f"{path.name} is an incomplete PNG")
+    return size
+
+
+def read_metrics(path):
+    """perf_metrics.csv as {column: [floats]}; raises ValueError saying what is wrong."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        raise ValueError("perf_metrics.csv is missing")
+    if path.stat().st_size > MAX_CSV_BYTES:
+        raise ValueError("perf_metrics.csv is unreasonably large")
+    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise ValueError("perf_metrics.csv is empty")
+    header = [name.strip() for name in rows[0]]
+    columns = {name: [] for name in header}
+    for number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise ValueError(f"perf_metrics.csv line {number} has {len(row)} fields, the header {len(header)}")
+        for name, field in zip(header, row):
+            try:
+                columns[name].append(float(field))
+            except ValueError:
+                raise ValueError(f"perf_metrics.csv line {number}: {name} is not a number") from None
+    return columns
