@@ -40,6 +40,35 @@ def cmd_grade(args):
     return 0
 
 
+def cmd_batch(args):
+    from .batch import run_batch
+    assignment = course_config.get_assignment(args.assignment)
+    if not os.path.isdir(args.submissions):
+        print(f"error: {args.submissions} is not a folder of submissions.", file=sys.stderr)
+        return 2
+    rows = run_batch(assignment, args.submissions, args.out, jobs=args.jobs, use_sandbox=not args.no_sandbox)
+    problems = [r for r in rows if r["status"] != "graded"]
+    print(f"Graded {len(rows)} submission(s) into {args.out}/ (grades.csv)"
+          + (f"; {len(problems)} with problems: " + ", ".join(r["submission"] for r in problems) if problems else ""))
+    return 0
+
+
+def cmd_package(args):
+    from .package import build_gradescope_zip
+    assignment = course_config.get_assignment(args.assignment)
+    path = build_gradescope_zip(assignment, args.out)
+    print(f"Wrote {path}: upload it as the Gradescope autograder of {assignment.name}.")
+    return 0
+
+
+def cmd_cache(args):
+    from .grade import reference_observations
+    assignment = course_config.get_assignment(args.assignment)
+    reference_observations(assignment, refresh=True)
+    print(f"Observed the reference solution of {assignment.name} (cached in {course_config.CACHE_DIR}).")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -55,6 +84,24 @@ def build_parser():
     p.add_argument("--out", required=True, help="where results.json and feedback.md go")
     p.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (limits and timeouts stay)")
     p.set_defaults(func=cmd_grade)
+
+    p = commands.add_parser("batch", help="grade every submission folder (or .zip) under a folder")
+    p.add_argument("assignment")
+    p.add_argument("submissions", help="a folder holding one folder (or .zip) per submission")
+    p.add_argument("--out", required=True, help="one folder per submission and grades.csv go here")
+    p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: the CPU count)")
+    p.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (limits and timeouts stay)")
+    p.set_defaults(func=cmd_batch)
+
+    p = commands.add_parser("package", help="build a grading package")
+    p.add_argument("platform", choices=["gradescope"])
+    p.add_argument("assignment")
+    p.add_argument("--out", default="autograder.zip")
+    p.set_defaults(func=cmd_package)
+
+    p = commands.add_parser("cache", help="observe the reference solution now (grade does it when needed)")
+    p.add_argument("assignment")
+    p.set_defaults(func=cmd_cache)
     return parser
 
 

@@ -9,8 +9,10 @@ copied as they are.
 
 import filecmp
 import json
+import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -106,6 +108,8 @@ def _release_notebooks(assignment, notebooks, out_dir):
             (source / path.name).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n",
                                             encoding="utf-8")
         config = course_config.configure_nbgrader(Config(), root=scratch, db_dir=scratch)
+        # nbgrader's gradebook runs the `alembic` command, which sits beside this Python.
+        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         result = NbGraderAPI(config=config).generate_assignment(assignment.name, force=True, create=True)
         if not result["success"]:
             raise ReleaseError(f"nbgrader generate_assignment failed:\n{result['error']}\n{result['log']}")

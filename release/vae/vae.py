@@ -482,8 +482,8 @@ def plot_loss_curves(metrics_path, figure_path=None):
     metrics = read_metrics(metrics_path)
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
-    ax.plot(metrics["epoch"], metrics["train_loss"], label="train")
-    ax.plot(metrics["epoch"], metrics["test_loss"], label="test")
+    ax.plot(metrics["epoch"], metrics["train_loss"], marker=".", label="train")
+    ax.plot(metrics["epoch"], metrics["test_loss"], marker=".", label="test")
     ax.set(xlabel="epoch", ylabel="loss per image (-ELBO for a VAE)", title=Path(metrics_path).parent.name)
     ax.legend()
     if figure_path is not None:
