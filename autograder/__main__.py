@@ -69,6 +69,16 @@ def cmd_cache(args):
     return 0
 
 
+def cmd_reference(args):
+    from .reference import run_reference
+    assignment = course_config.get_assignment(args.assignment)
+    out = run_reference(assignment, device=args.device, epochs=args.epochs, n_seeds=args.seeds,
+                        dataset=args.dataset, data_dir=args.data_dir, out_dir=args.out, notebook=not args.no_notebook)
+    print(f"Wrote the reference solution into {out}: results/, metrics.json, provenance.json, README.md"
+          + ("" if args.no_notebook else f", {assignment.notebook}"))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +108,19 @@ def build_parser():
     p.add_argument("assignment")
     p.add_argument("--out", default="autograder.zip")
     p.set_defaults(func=cmd_package)
+
+    p = commands.add_parser("reference", help="train the reference solutions and write solutions/ASSIGNMENT")
+    p.add_argument("assignment")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the course's, 100)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per run; the bands come from their spread")
+    p.add_argument("--dataset", default="auto", choices=["auto", "mnist", "mnist-test-split", "synthetic-digits"],
+                   help="auto: full MNIST in --data_dir, else its test split (also from ../shared/data), "
+                        "else the generated digits")
+    p.add_argument("--data_dir", default="./data")
+    p.add_argument("--out", default=None, help="default: solutions/ASSIGNMENT")
+    p.add_argument("--no-notebook", action="store_true", help="skip the executed solution notebook")
+    p.set_defaults(func=cmd_reference)
 
     p = commands.add_parser("cache", help="observe the reference solution now (grade does it when needed)")
     p.add_argument("assignment")
