@@ -79,6 +79,11 @@ def cmd_reference(args):
     return 0
 
 
+def cmd_selfcheck(args):
+    from .selfcheck import main as selfcheck_main
+    return selfcheck_main(args)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +126,14 @@ def build_parser():
     p.add_argument("--out", default=None, help="default: solutions/ASSIGNMENT")
     p.add_argument("--no-notebook", action="store_true", help="skip the executed solution notebook")
     p.set_defaults(func=cmd_reference)
+
+    p = commands.add_parser("selfcheck", help="grade the kit's catalog of submissions and check every expectation")
+    p.add_argument("assignment")
+    p.add_argument("--jobs", type=int, default=None, help="entries graded at once (default: the CPU count)")
+    p.add_argument("--only", nargs="*", default=None, help="grade only these catalog entries")
+    p.add_argument("--fast", action="store_true",
+                   help="shorter timeouts (probe 5 s, submission 90 s) so that hostile entries finish sooner")
+    p.set_defaults(func=cmd_selfcheck)
 
     p = commands.add_parser("cache", help="observe the reference solution now (grade does it when needed)")
     p.add_argument("assignment")
