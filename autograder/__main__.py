@@ -84,6 +84,15 @@ def cmd_selfcheck(args):
     return selfcheck_main(args)
 
 
+def cmd_bench(args):
+    from . import bench
+    if args.what == "data":
+        bench.bench_data(dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs, device=args.device)
+    else:
+        bench.bench_grade(repeat=args.repeat, batch=args.batch, jobs=args.jobs)
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +143,17 @@ def build_parser():
     p.add_argument("--fast", action="store_true",
                    help="shorter timeouts (probe 5 s, submission 90 s) so that hostile entries finish sooner")
     p.set_defaults(func=cmd_selfcheck)
+
+    p = commands.add_parser("bench", help="benchmarks: the data path, or grading (ratios, not tests)")
+    p.add_argument("what", choices=["data", "grade"])
+    p.add_argument("--dataset", default="auto", choices=["auto", "mnist", "mnist-test-split", "synthetic-digits"])
+    p.add_argument("--data_dir", default="./data")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--batch", type=int, default=20)
+    p.add_argument("--jobs", type=int, default=2)
+    p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("cache", help="observe the reference solution now (grade does it when needed)")
     p.add_argument("assignment")

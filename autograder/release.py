@@ -160,12 +160,13 @@ def differences(expected_dir, actual_dir):
     return sorted(str(p) for p in (expected ^ actual) | set(changed))
 
 
-def release(assignment, check=False):
-    """Regenerate release/<name>/, or with check=True only compare it with what the source
-    generates. Returns the list of differing paths (empty when in sync)."""
+def release(assignment, check=False, release_dir=None):
+    """Regenerate release/<name>/ (or release_dir), or with check=True only compare it with what
+    the source generates. Returns the list of differing paths (empty when in sync)."""
+    release_dir = Path(release_dir or assignment.release_dir)
     if not check:
-        build_release(assignment, assignment.release_dir)
+        build_release(assignment, release_dir)
         return []
     with tempfile.TemporaryDirectory() as scratch:
         build_release(assignment, scratch)
-        return differences(scratch, assignment.release_dir)
+        return differences(scratch, release_dir)

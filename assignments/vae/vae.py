@@ -20,6 +20,7 @@ import argparse
 import csv
 import gzip
 import math
+import os
 import time
 from pathlib import Path
 
@@ -383,7 +384,7 @@ def _digit_glyphs(size):
             left, top, right, bottom = draw.textbbox((0, 0), digit, font=font)
             position = ((size - (right - left)) / 2 - left, (size - (bottom - top)) / 2 - top)
             draw.text(position, digit, fill=255, font=font)
-            glyphs.append(torch.tensor(list(canvas.getdata()), dtype=torch.float32).reshape(size, size))
+            glyphs.append(torch.frombuffer(bytearray(canvas.tobytes()), dtype=torch.uint8).reshape(size, size).float())
     return torch.stack(glyphs).reshape(len(font_names), 10, size, size) / 255
 
 
@@ -428,7 +429,7 @@ def celeba_transform(image_size=64):
     ### END SOLUTION
 
 
-def load_celeba(data_dir, image_size=64, n_images=50000, seed=0, n_workers=4):
+def load_celeba(data_dir, image_size=64, n_images=50000, seed=0, n_workers=min(4, os.cpu_count() or 1)):
     """A random subset of CelebA's train split (n_images) and of its test split (a tenth as
     many), decoded once into uint8 tensors (N, 3, S, S); labels are the "Smiling" attribute."""
     transform = celeba_transform(image_size)

@@ -1,0 +1,117 @@
+"""The student release: generated from the single source, in sync, and free of solutions."""
+
+import re
+import types
+
+import pytest
+import torch
+
+from autograder.release import ReleaseError, release, strip_solutions
+import course_config
+
+
+def solution_regions(assignment):
+    text = assignment.reference_file.read_text()
+    return strip_solutions(text)[1], text
+
+
+def test_release_is_in_sync_with_the_source(assignment):
+    assert release(assignment, check=True) == [], "run `python -m autograder release vae` and commit release/"
+
+
+def test_release_check_notices_a_change(assignment, tmp_path):
+    import shutil
+    changed = tmp_path / "release"
+    shutil.copytree(assignment.release_dir, changed)
+    (changed / assignment.student_file).write_text("# edited by hand\n")
+    (changed / "extra.txt").write_text("not generated\n")
+    assert release(assignment, check=True, release_dir=changed) == ["extra.txt", assignment.student_file]
+
+
+def test_no_solution_line_survives_in_the_release(assignment):
+    regions, source = solution_regions(assignment)
+    released = (assignment.release_dir / assignment.student_file).read_text()
+    given = {line.strip() for line in strip_solutions(source)[0].splitlines()}
+    released_lines = {line.strip() for line in released.splitlines()}
+    for task, lines in regions:
+        for line in lines:
+            code = line.strip()
+            if code and code not in given:
+                assert code not in released_lines, f"solution line of TODO ({task}) in the release: {code}"
+                if len(code) > 25:
+                    assert code not in released, f"solution text of TODO ({task}) in the release: {code}"
+    assert released_lines <= given | {l.strip() for l in released.splitlines() if "NotImplementedError" in l}
+
+
+def test_every_solution_region_becomes_a_todo_and_a_stub(assignment):
+    regions, _ = solution_regions(assignment)
+    released = (assignment.release_dir / assignment.student_file).read_text().splitlines()
+    stubs = [i for i, line in enumerate(released) if "raise NotImplementedError" in line]
+    assert len(stubs) == len(regions) > 0
+    for index, (task, _) in zip(stubs, regions):
+        assert f"TODO ({task})" in released[index]
+        above = released[index - 1].strip()
+        assert above.startswith("#"), f"the stub at line {index + 1} is not under its TODO comment"
+    tasks = {task for task, _ in regions}
+    assert tasks == {"A.1", "B.2", "C", "bonus"}
+
+
+def test_stripper_keeps_indentation_and_rejects_broken_markers():
+    source = "def f():\n    # TODO (X): write it\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
+    released, regions = strip_solutions(source)
+    assert released == 'def f():\n    # TODO (X): write it\n    raise NotImplementedError("TODO (X) in vae.py is not done yet")\n'
+    assert regions == [("X", ["    return 1\n"])]
+    broken = {
+        "no TODO": "x = 1\n### BEGIN SOLUTION\ny = 2\n### END SOLUTION\n",
+        "never closed": "# TODO (X): a\n### BEGIN SOLUTION\ny = 2\n",
+        "nested": "# TODO (X): a\n### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n",
+        "stray end": "x = 1\n### END SOLUTION\n",
+    }
+    for why, text in broken.items():
+        with pytest.raises(ReleaseError, match=r"vae\.py"):
+            strip_solutions(text)
+
+
+def test_nbgrader_is_told_to_leave_python_files_alone():
+    from traitlets.config import Config
+    config = course_config.configure_nbgrader(Config(), db_dir=course_config.CACHE_DIR)
+    assert "*.py" in config.CourseDirectory.ignore
+    assert config.CourseDirectory.source_directory == course_config.SOURCE_DIR
+    assert config.CourseDirectory.release_directory == course_config.RELEASE_DIR
+
+
+def bare(kind, **sizes):
+    return types.SimpleNamespace(autoencoder_type=kind, n_dims_code=2, n_dims_data=784, hidden_layer_size=512, **sizes)
+
+
+def test_released_vae_imports_and_every_todo_raises(released_vae):
+    todo = pytest.raises(NotImplementedError, match=r"TODO \(")
+    with todo:
+        released_vae.Autoencoder("ae")
+    with todo:
+        released_vae.Autoencoder.encode(bare("ae"), torch.zeros(2, 784))
+    with todo:
+        released_vae.Autoencoder.encode(bare("vae"), torch.zeros(2, 784))
+    with todo:
+        released_vae.Autoencoder.decode(bare("ae"), torch.zeros(2, 2))
+    with todo:
+        released_vae.Autoencoder.loss_function(bare("vae"), torch.full((2, 4), 0.5), torch.ones(2, 4),
+                                               torch.zeros(2, 2), torch.zeros(2, 2))
+    with todo:
+        released_vae.encode_dataset(torch.nn.Linear(1, 1), [])
+    with todo:
+        released_vae.celeba_subset(list(range(10)), 5)
+    with todo:
+        released_vae.celeba_transform(64)
+    # The given code works in the release.
+    assert released_vae._set_latent_vectors().shape == (400, 2)
+    loss, bce, kld = released_vae.Autoencoder.loss_function(bare("ae"), torch.full((2, 4), 0.5), torch.ones(2, 4),
+                                                            None, None)
+    assert kld == 0 and torch.isclose(bce, torch.tensor(8 * 0.6931), atol=1e-3)
+
+
+def test_release_has_no_solution_for_the_reference_names(assignment):
+    """The release's TODO comments say what to write, never the code itself."""
+    released = (assignment.release_dir / assignment.student_file).read_text()
+    for giveaway in ("enc_logvar", "logvar.exp() - logvar", "mu.pow(2)", "randperm(len(dataset)", "CenterCrop("):
+        assert giveaway not in released, giveaway
