@@ -292,7 +292,7 @@ def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, st
         job["fd"] = write_fd
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "USER": "student", "LOGNAME": "student",
                "LANG": "C.UTF-8", "MPLCONFIGDIR": "/tmp/matplotlib", "MPLBACKEND": "Agg",
-               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "CUDA_VISIBLE_DEVICES": "",
+               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": "",
                "OMP_NUM_THREADS": str(limits.torch_threads), "TORCH_HOME": "/tmp/torch"}
         if bwrap:
             job["module"] = "/submission/vae.py"
@@ -418,6 +418,7 @@ def _read_session(session, pending, limits, result, deadline_total):
                     result.import_error = str(message.get("error", "unknown error"))[:600]
                     return "import_failed"
                 elif event == "done" and phase == "imported":
+                    _drain_printed(session, result)
                     return "done" if not pending else "restart"
                 elif event == "imported" and phase == "ready":
                     phase = "imported"
@@ -432,6 +433,21 @@ def _read_session(session, pending, limits, result, deadline_total):
                         pending.remove(name)
                         current = None
                     deadline = time.monotonic() + limits.probe_seconds
+
+
+def _drain_printed(session, result, seconds=1.0):
+    """Read what the worker printed and has not been read yet (it flushed before saying done)."""
+    stdout = session.process.stdout
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        ready = [key for key, _ in session.selector.select(timeout=0.05) if key.fileobj is stdout]
+        if not ready:
+            return
+        chunk = os.read(stdout.fileno(), 1 << 16)
+        if not chunk:
+            session.selector.unregister(stdout)
+            return
+        _keep_printed(result, chunk)
 
 
 def _import_fail(result, why):

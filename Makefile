@@ -1,0 +1,37 @@
+# The two commands of the README. Everything else is `python -m autograder ...` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test release check-release selfcheck reference bench clean
+
+demo: $(VENV)/.installed        ## set up, release, train briefly, print the figures, grade reference and release
+	$(PY) -m autograder demo vae
+
+test: $(VENV)/.installed        ## the kit's own tests
+	$(PY) -m pytest tests
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+release: $(VENV)/.installed     ## regenerate release/vae from assignments/vae
+	$(PY) -m autograder release vae
+
+check-release: $(VENV)/.installed
+	$(PY) -m autograder release vae --check
+
+selfcheck: $(VENV)/.installed   ## grade the catalog of mutants, variants, hostile and malformed submissions
+	$(PY) -m autograder selfcheck vae
+
+reference: $(VENV)/.installed   ## train the reference solutions (100 epochs, 3 seeds) into solutions/vae
+	$(PY) -m autograder reference vae
+
+bench: $(VENV)/.installed       ## benchmarks: data path and grading
+	$(PY) -m autograder bench data
+	$(PY) -m autograder bench grade
+
+clean:
+	rm -rf build .cache .pytest_cache autograder.zip
