@@ -92,8 +92,8 @@ class Tolerances:
     rtol: float = 1e-4
     atol: float = 1e-5
     band_sigmas: float = 3.0             # band = mean +- (band_sigmas * std + band_relative * |mean|)
-    band_relative: float = 0.10
-    loose_band_relative: float = 0.5     # used when no reference metrics exist yet
+    band_relative: float = 0.10          # reference trained on MNIST's standard 60,000/10,000 split
+    band_relative_nonstandard: float = 0.25   # reference trained on other data: students' runs differ more
 
 
 @dataclass(frozen=True)
