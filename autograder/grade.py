@@ -97,6 +97,9 @@ def locate(root, assignment):
                                   + (f" (Python files seen: {', '.join(python_files[:5])})" if python_files else "")
                                   + f": the code tasks could not be graded. Hand in `{name}` at the top of "
                                     "the submission.")
+    if found.code is not None and not found.code.read_bytes().strip():
+        found.messages.append(f"`{found.code.relative_to(root)}` is empty (was it saved before handing in?): "
+                              "the code tasks could not be graded.")
     base = found.code.parent if found.code else root
     for candidate in (base / "results", root / "results"):
         if candidate.is_dir():
@@ -122,7 +125,7 @@ def check_notebook(path, assignment):
         notebook = json.loads(path.read_bytes().decode("utf-8-sig"))
         if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
             raise ValueError("it has no list of cells")
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:      # RecursionError: [[[[...
         return [f"`{assignment.notebook}` is not a readable notebook ({str(error)[:120]}): the graders cannot "
                 "open your written answers; save it again from Jupyter and resubmit. The code was graded anyway."]
     return []

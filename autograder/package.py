@@ -37,8 +37,11 @@ exec /autograder/venv/bin/python -m autograder grade {name} /autograder/submissi
 def package_files(assignment):
     """(path in the zip, path on disk) of the kit files the grader needs."""
     files = [("course_config.py", KIT_ROOT / "course_config.py"), ("requirements.txt", KIT_ROOT / "requirements.txt")]
+    left_out = {"catalog", "selfcheck.py", "bench.py", "demo.py"}      # the kit's own checks and tools
     for path in sorted((KIT_ROOT / "autograder").rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".ini"):
+        relative = path.relative_to(KIT_ROOT / "autograder")
+        if (path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".ini")
+                and not left_out.intersection(relative.parts)):
             files.append((str(path.relative_to(KIT_ROOT)), path))
     files.append((str(assignment.reference_file.relative_to(KIT_ROOT)), assignment.reference_file))
     metrics = assignment.solutions_dir / "metrics.json"

@@ -1,11 +1,12 @@
 """Run the worker on one submission file, isolated, and collect its observations.
 
 With bubblewrap (bwrap): no network, its own PID namespace (nothing it starts outlives it),
-a private /tmp, the system read-only, the kit invisible but for autograder/worker/, the
-submission copied into a scratch folder, an unprivileged uid. Always: limits on address space,
-CPU time, processes, file size; a wall-clock deadline per submission and per probe that kills
-the whole process tree; capped output. A probe that hangs or kills its process costs only
-itself: the worker is started again for the probes after it.
+a private, size-limited /tmp (also its working directory), the system read-only, the kit
+invisible but for autograder/worker/, the submission copied into a scratch folder mounted
+read-only, an unprivileged uid. Always: limits on address space, CPU time, processes, file
+size; a wall-clock deadline per submission and per probe that kills the whole process tree;
+capped output. A probe that hangs or kills its process costs only itself: the worker is started
+again for the probes after it.
 """
 
 import ctypes
@@ -100,8 +101,9 @@ def _bwrap_args(bwrap, scratch, tmp_bytes):
         args += ["--ro-bind", str(path), str(path)]
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
              "--perms", "0755", "--dir", "/grader",
-             "--ro-bind", str(WORKER_DIR), "/grader/worker", "--bind", str(scratch), "/submission",
-             "--chdir", "/submission"]
+             "--ro-bind", str(WORKER_DIR), "/grader/worker",
+             # read-only: what the submission writes goes to the size-limited /tmp, never to the host's disk
+             "--ro-bind", str(scratch), "/submission", "--chdir", "/tmp"]
     return args
 
 

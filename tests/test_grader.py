@@ -116,7 +116,7 @@ def test_gradescope_package(assignment, tmp_path):
             "autograder/grade.py", "autograder/worker/worker.py", "assignments/vae/vae.py"} <= names
     assert any(n.startswith("autograder/hidden_tests/test_") for n in names)
     assert modes["setup.sh"] & 0o111 and modes["run_autograder"] & 0o111
-    assert not any(n.startswith(("release/", "tests/")) or n.endswith(".png") for n in names)
+    assert not any(n.startswith(("release/", "tests/", "autograder/catalog/")) or n.endswith(".png") for n in names)
     assert "bubblewrap" in setup and "/autograder/submission --out /autograder/results" in run
 
 

@@ -1,7 +1,7 @@
 """A.1: the autoencoder's layers, activations and generality."""
 
 from autograder.judge import (array, close, decoder_candidates, diagnose, encoder_candidates, fail, graded,
-                              kind_of, with_context)
+                              kind_of, matches_reference, with_context)
 from autograder.worker import inputs
 
 
@@ -15,20 +15,22 @@ def layer_hint(part, got, expected):
             "against n_dims_data, hidden_layer_size and n_dims_code, and the order of the layers")
 
 
+def check_layers(student, reference, part):
+    """The nn.Linear layers part ("encode" or "decode") calls are the reference's, in order."""
+    expected = reference.get("ae_structure", part, "layers")
+    got = student.get("ae_structure", part, "layers")
+    if got != expected:
+        fail(layer_hint(part, got, expected))
+
+
 @graded("A.1", 4, "Encoder layers: shapes and order")
 def test_ae_encoder_layers(student, reference):
-    expected = reference.get("ae_structure", "encode", "layers")
-    got = student.get("ae_structure", "encode", "layers")
-    if got != expected:
-        fail(layer_hint("encode", got, expected))
+    check_layers(student, reference, "encode")
 
 
 @graded("A.1", 4, "Decoder layers: shapes and order")
 def test_ae_decoder_layers(student, reference):
-    expected = reference.get("ae_structure", "decode", "layers")
-    got = student.get("ae_structure", "decode", "layers")
-    if got != expected:
-        fail(layer_hint("decode", got, expected))
+    check_layers(student, reference, "decode")
 
 
 @graded("A.1", 4, "encode gives the right code with known weights")
@@ -70,15 +72,19 @@ def test_ae_other_sizes(student, reference, tol):
                 expected = reference.get("ae_general", index, "structure", part, "layers")
                 got = student.get("ae_general", index, "structure", part, "layers")
                 if got != expected:
-                    fail(layer_hint(part, got, expected) + "; is a size hard-coded instead of taken from the arguments?")
+                    hard_coded = matches_reference(student, reference, tol, "ae_structure", part, "layers")
+                    fail(layer_hint(part, got, expected) + ("; they are right at the default sizes: is a size "
+                                                            "hard-coded instead of taken from the arguments?"
+                                                            if hard_coded else ""))
             pairs = [(("copied", "encode", 0, "output"), "encode"), (("copied", "decode"), "decode")]
             for path, name in pairs:
                 expected = array(reference.get("ae_general", index, *path))
                 got = array(student.get("ae_general", index, *path), f"{name}'s output")
                 if not close(got, expected, tol):
                     fail(f"{name} gives other values than the reference at these sizes, although it matches "
-                         "at the default sizes: is a number hard-coded?" if student.has("ae_copied", "encode", 0, "output")
-                         else f"{name} gives other values than the reference")
+                         "at the default sizes: is a number hard-coded?"
+                         if matches_reference(student, reference, tol, "ae_copied", *path[1:])
+                         else f"{name} gives other values than the reference (see its check at the default sizes)")
 
 
 @graded("A.1", 2, "encode, decode and forward return what the contract says")

@@ -47,10 +47,13 @@ def copied_inputs(seed, sizes):
 def layer_weights(seed, part, position, in_features, out_features):
     """(weight (out, in), bias (out,)) for the layer at position (0, 1, ...) in call order of the
     encoder (part 0) or the decoder (part 1). Scaled so that about half of the units a ReLU
-    follows are negative and a sigmoid neither saturates nor stays linear."""
+    follows are negative and a sigmoid neither saturates nor stays linear. Each unit's weights
+    sum to zero and its bias is small, so that a layer fed by a ReLU (non-negative inputs) still
+    gives outputs of both signs: a ReLU wrongly put after the code layer then changes the code."""
     g = generator(seed, 3, part, position, in_features, out_features)
     weight = torch.randn(out_features, in_features, generator=g) * (1.5 / in_features ** 0.5)
-    bias = 0.5 * torch.randn(out_features, generator=g)
+    weight -= weight.mean(dim=1, keepdim=True)
+    bias = 0.1 * torch.randn(out_features, generator=g)
     return weight, bias
 
 
@@ -80,6 +83,13 @@ def labelled_data(seed, n=41, n_dims=784, batch_size=16):
 
 
 def probe_model_weights(seed, n_dims, n_dims_code):
-    """The weights of the small stand-in model encode_dataset is probed with: (W_mu, W_logvar)."""
+    """The weights of the small stand-in model encode_dataset is probed with: (W_mu, W_logvar).
+    W_logvar is small, so that the stand-in's standard deviations stay near exp(-1/2)."""
     g = generator(seed, 7, n_dims, n_dims_code)
-    return torch.randn(n_dims, n_dims_code, generator=g), torch.randn(n_dims, n_dims_code, generator=g)
+    return (torch.randn(n_dims, n_dims_code, generator=g),
+            torch.randn(n_dims, n_dims_code, generator=g) / n_dims ** 0.5)
+
+
+def stand_in_encoding(x, w_mu, w_logvar):
+    """(mu, logvar) of the stand-in model on x: mu = x W_mu, logvar = x W_logvar - 1."""
+    return x @ w_mu, x @ w_logvar - 1
