@@ -116,6 +116,24 @@ def locate(root, assignment):
     return found
 
 
+SUSPICIOUS = {
+    "the grader's probes": r"\bprobes\b|\bPROBES\b|/grader\b|hidden_tests|autograder",
+    "the calling frames": r"_getframe|\bf_locals\b|\bf_back\b|__closure__|inspect\.stack",
+    "the garbage collector's objects": r"gc\.get_(objects|referrers|referents)",
+    "raw file descriptors": r"/proc/self/fd|os\.write\s*\(\s*\d|os\.fdopen\s*\(\s*\d",
+    "ctypes": r"\bctypes\b",
+}
+
+
+def suspicious_code(path):
+    """Names of the grader internals a submission's source refers to (for the instructor's eyes)."""
+    try:
+        text = Path(path).read_bytes()[:2_000_000].decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [what for what, pattern in SUSPICIOUS.items() if re.search(pattern, text)]
+
+
 def check_notebook(path, assignment):
     """Messages about the notebook, whose answers are graded by hand."""
     if path is None:
@@ -295,11 +313,21 @@ def grade_submission(assignment, submission_dir, use_sandbox=True):
         else:
             worker = sandbox.run_worker(found.code, sorted(PROBES), assignment.seeds.probes, assignment.sandbox,
                                         use_sandbox=use_sandbox)
-            if worker.import_error:
+            if worker.tampered:
+                student = judge.Observations(unavailable=(
+                    f"{assignment.student_file} replaced functions of the grader or of torch that the tests rely "
+                    "on, so none of its observations can be trusted; your instructor will look at it"))
+                instructor.append(f"warning: {submission_dir}: {assignment.student_file} tampered with the "
+                                  f"grader ({worker.tampered}): its code tasks scored 0; review it.")
+            elif worker.import_error:
                 student = judge.Observations(unavailable=f"{assignment.student_file} could not be imported: "
                                                          f"{worker.import_error}")
             else:
                 student = judge.Observations(worker)
+            flags = suspicious_code(found.code)
+            if flags:
+                instructor.append(f"warning: {submission_dir}: {assignment.student_file} refers to "
+                                  f"{', '.join(flags)}, which honest code has no use for: review it.")
         metrics = load_bands(assignment)
         if metrics and not metrics.get("standard_split", False):
             instructor.append(f"warning: the loss bands in {assignment.solutions_dir / 'metrics.json'} come from "

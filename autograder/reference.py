@@ -170,6 +170,7 @@ def run_reference(assignment, device="auto", epochs=None, n_seeds=3, dataset="au
         bonus_note = "run on real CelebA from " + str(celeba_dir)
     epochs = epochs or runs[0].n_epochs
     torch_device = module.pick_device(device)
+    commit = git_commit()            # the code that trains, before anything else can change
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vaekit-reference-") as scratch:
         scratch = Path(scratch)
@@ -209,7 +210,7 @@ def run_reference(assignment, device="auto", epochs=None, n_seeds=3, dataset="au
         "epochs": epochs, "seeds": seeds, "canonical_seed": seeds[0],
         "results_from_seed": seeds[0],
         "device": device_description(torch_device),
-        "versions": versions(), "commit": git_commit(),
+        "versions": versions(), "commit": commit,
         "wall_seconds_per_model": timing,
         "wall_seconds_total": round(time.perf_counter() - started, 1),
         "bonus": bonus_note,

@@ -16,6 +16,7 @@ import os
 import resource
 import selectors
 import shutil
+import secrets
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ class WorkerResult:
     printed_head: str = ""
     printed_tail: str = ""
     printed_bytes: int = 0
+    tampered: str = None                   # which functions of the grader or torch the submission replaced
     sandboxed: bool = False
     isolation: str = ""                    # one line saying how the worker was isolated
     seconds: float = 0.0
@@ -193,11 +195,17 @@ class _Session:
 
     def __init__(self, command, env, cwd, limits, nproc, pass_fd_pair):
         self.read_fd, write_fd = pass_fd_pair
-        self.process = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+        self.process = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         pass_fds=(write_fd,), start_new_session=True,
                                         preexec_fn=_set_limits(limits, nproc))
         os.close(write_fd)
+        self.token = secrets.token_hex(16)    # lines without it are not the worker's
+        try:
+            self.process.stdin.write(f"{self.token}\n".encode())
+            self.process.stdin.close()
+        except OSError:                       # the worker is already gone: its end is read below
+            pass
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.read_fd, selectors.EVENT_READ, "observations")
         self.selector.register(self.process.stdout, selectors.EVENT_READ, "printed")
@@ -319,6 +327,9 @@ def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, st
                 _kill_uid(uid)
             if not bwrap:
                 _kill_children(children_before)
+        if outcome == "tampered":
+            pending.clear()
+            return
         if outcome == "import_failed":
             if imported_once:        # it imported before: only the probes left are lost
                 for name in pending:
@@ -410,9 +421,14 @@ def _read_session(session, pending, limits, result, deadline_total):
             *lines, session.buffer = session.buffer.split(b"\n")
             for line in lines:
                 message = _parse(line)
-                if message is None:
+                if message is None or message.get("token") != session.token:
                     continue
                 event = message.get("event")
+                if event == "tampered":
+                    session.kill()
+                    result.tampered = (f"{str(message.get('when'))[:80]}, it replaced "
+                                       + ", ".join(str(n)[:60] for n in list(message.get("replaced") or [])[:10]))
+                    return "tampered"
                 if event == "ready" and phase == "starting":
                     phase = "ready"
                     deadline = time.monotonic() + limits.import_seconds

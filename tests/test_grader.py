@@ -167,3 +167,15 @@ except OSError:
     assert "NET refused" in printed and "WRITE refused" in printed and "TMP []" in printed
     with pytest.raises(OSError):
         listener.accept()
+
+
+def test_suspicious_code_is_flagged_for_the_instructor_only(assignment, tmp_path):
+    from autograder.grade import suspicious_code
+    assert suspicious_code(assignment.reference_file) == []
+    assert suspicious_code(assignment.release_dir / assignment.student_file) == []
+    forger = tmp_path / "vae.py"
+    forger.write_text("import sys\nsys.modules['probes'].PROBES.clear()\nframe = sys._getframe(2).f_locals\n")
+    assert suspicious_code(forger) == ["the grader's probes", "the calling frames"]
+    results, feedback, instructor = grade_submission(assignment, tmp_path)
+    assert any("refers to the grader's probes, the calling frames" in line for line in instructor)
+    assert "calling frames" not in feedback and "calling frames" not in results["output"]

@@ -3,12 +3,14 @@
     python -I worker.py JOB_JSON
 
 JOB_JSON: {"module": path of vae.py, "probes": [names], "seed": int, "fd": observations fd,
-"threads": int, "uid": int or null}. The worker writes one JSON object per line to the
-observations fd: {"event": "ready"}, {"event": "imported"} or {"event": "import_error", ...},
+"threads": int, "uid": int or null}; the first line of stdin is a one-time token, read before the
+submission is imported. The worker writes one JSON object per line, each holding the token, to
+the observations fd: {"event": "ready"}, {"event": "imported"} or {"event": "import_error", ...},
 then per probe {"probe": name, "status": "start"} and {"probe": name, "ok": true, "value": ...}
-(or "ok": false, "error": ...), and finally {"event": "done"}. Everything the submission prints
-goes to stdout/stderr, which the grader caps. The grader trusts none of it: a missing or
-malformed line is a failed observation.
+(or "ok": false, "error": ...), and finally {"event": "done"}. When the submission replaces a
+function the probes rely on, it sends {"event": "tampered", ...} and stops. Everything the
+submission prints goes to stdout/stderr, which the grader caps. The grader trusts none of it: a
+line without the token, a missing or a malformed line is a failed observation.
 """
 
 import ctypes
@@ -20,15 +22,54 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # -I leaves the script's folder out
 
 
-class Channel:
-    def __init__(self, fd):
-        self.fd = fd
+def make_sender(fd, token):
+    """A function that writes one JSON line, stamped with token, to fd. It holds its own
+    references to os.write and json.dumps, so a submission that replaces those later does not
+    change what is sent."""
+    write, dumps = os.write, json.dumps
 
-    def send(self, message):
-        data = (json.dumps(message) + "\n").encode()
+    def send(message):
+        data = (dumps({**message, "token": token}) + "\n").encode()
         while data:
-            written = os.write(self.fd, data)
-            data = data[written:]
+            data = data[write(fd, data):]
+    return send
+
+
+def watched_functions():
+    """The functions the probes and this worker rely on, by name: the probes' and inputs' own,
+    and the parts of torch, json, base64, os and builtins they call. A submission that replaces
+    one of them could make a probe report what it did not observe."""
+    import base64
+    import builtins
+
+    import inputs
+    import probes
+    import torch
+    watched = {f"{module.__name__}.{name}": value for module in (probes, inputs)
+               for name, value in vars(module).items() if callable(value)}
+    watched.update({f"PROBES[{name}]": function for name, function in probes.PROBES.items()})
+    watched["probes.PROBES"] = probes.PROBES
+    for owner, names in ((torch.nn.Module, ("__call__", "_call_impl", "register_forward_hook", "modules",
+                                            "parameters", "__setattr__", "__getattr__")),
+                         (torch.nn.Linear, ("forward",)),
+                         (torch.Tensor, ("detach", "to", "numpy", "contiguous", "reshape", "min", "max")),
+                         (builtins, ("isinstance", "type", "len", "float", "int", "str", "repr", "list", "dict")),
+                         (json, ("dumps",)), (base64, ("b64encode",)), (os, ("write", "_exit"))):
+        for name in names:
+            watched[f"{getattr(owner, '__name__', owner)}.{name}"] = getattr(owner, name, None)
+    return watched
+
+
+def make_tamper_check():
+    """A function listing the watched functions that were replaced since it was made."""
+    before = watched_functions()
+    codes = {name: getattr(value, "__code__", None) for name, value in before.items()}
+
+    def replaced():
+        now = watched_functions()
+        return sorted(name for name, value in before.items()
+                      if now.get(name) is not value or getattr(now.get(name), "__code__", None) is not codes[name])
+    return replaced
 
 
 def drop_privileges(uid):
@@ -55,35 +96,49 @@ def import_submission(path):
 
 def main():
     job = json.loads(sys.argv[1])
-    channel = Channel(job["fd"])
+    token = sys.stdin.readline().strip()      # the grader's one-time token, gone before the import
+    empty = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(empty, 0)
+    os.close(empty)
+    send = make_sender(job["fd"], token)
+    del token
     os.environ["OMP_NUM_THREADS"] = str(job["threads"])
     import torch                              # before the submission: its import time is not the student's
+    import torchvision  # noqa: F401           (it rewraps some torch functions when imported)
     import probes
     torch.set_num_threads(job["threads"])
     drop_privileges(job.get("uid"))
-    channel.send({"event": "ready"})
+    probe_functions, error_text, exit_now = dict(probes.PROBES), probes.error_text, os._exit
+    tampered = make_tamper_check()
+    send({"event": "ready"})
 
     try:
         module = import_submission(job["module"])
     except BaseException as error:            # SystemExit, KeyboardInterrupt, anything
-        channel.send({"event": "import_error", "error": probes.error_text(error)})
-        os._exit(0)
-    channel.send({"event": "imported"})
+        send({"event": "import_error", "error": error_text(error)})
+        exit_now(0)
+    if tampered():
+        send({"event": "tampered", "replaced": tampered()[:20], "when": "while vae.py was imported"})
+        exit_now(0)
+    send({"event": "imported"})
 
     for name in job["probes"]:
-        channel.send({"probe": name, "status": "start"})
+        send({"probe": name, "status": "start"})
         try:
-            value = probes.PROBES[name](module, job["seed"])
+            value = probe_functions[name](module, job["seed"])
             message = {"probe": name, "ok": True, "value": value}
         except BaseException as error:        # the submission may raise SystemExit inside a call
-            message = {"probe": name, "ok": False, "error": probes.error_text(error)}
+            message = {"probe": name, "ok": False, "error": error_text(error)}
+        if tampered():
+            send({"event": "tampered", "replaced": tampered()[:20], "when": f"during the probe {name}"})
+            exit_now(0)
         try:
-            channel.send(message)
+            send(message)
         except (TypeError, ValueError) as error:
-            channel.send({"probe": name, "ok": False, "error": f"unreadable observation: {error}"})
-    channel.send({"event": "done"})
+            send({"probe": name, "ok": False, "error": f"unreadable observation: {error}"})
+    send({"event": "done"})
     sys.stdout.flush()
-    os._exit(0)                               # no atexit handler or thread of the submission runs on
+    exit_now(0)                               # no atexit handler or thread of the submission runs on
 
 
 if __name__ == "__main__":

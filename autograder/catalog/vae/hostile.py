@@ -353,6 +353,35 @@ def _fake_the_protocol():
 _fake_the_protocol()
 '''
 
+FORGE_STATIC_CLAIMS = '''\
+def _forge_static_claims():
+    """Knowing the worker: replace its structure probes with ones that claim the handout's layer
+    shapes and return types, and its helpers with ones that claim success."""
+    import sys as _sys
+    probes = _sys.modules.get("probes")
+    if probes is None:
+        return
+
+    def tensor(shape):
+        return {"kind": "tensor", "shape": shape, "dtype": "float32", "min": 0.1, "max": 0.9}
+
+    def structure(kind):
+        layers = [[784, 512], [512, 2]] + ([[512, 2]] if kind == "vae" else [])
+        code = tensor([8, 2]) if kind == "ae" else {"kind": "tuple", "length": 2, "items": [tensor([8, 2])] * 2}
+        claim = {"n_linear": len(layers) + 2, "encode": {"layers": layers, "output": code},
+                 "decode": {"layers": [[2, 512], [512, 784]], "output": tensor([64, 784])},
+                 "forward": {"kind": "tuple", "length": 3, "items": [tensor([8, 784]), tensor([8, 2]), {"kind": "None"}]}}
+        return lambda module, seed: claim
+
+    probes.PROBES["ae_structure"] = structure("ae")
+    probes.PROBES["vae_structure"] = structure("vae")
+    probes.probe_ae_structure = structure("ae")
+    probes.trace_linears = lambda model, function, *args: ([], None)
+
+
+_forge_static_claims()
+'''
+
 FILL_THE_DISK = '''\
 def _fill_the_disk():
     """Write 64 MB files into every folder it may write to, up to 2 GB in each."""
@@ -399,6 +428,9 @@ HOSTILE = (
             "success", NOTHING, at_end(PATCH_EVERYTHING), base="release", results=None),
     hostile("h_always_equal", "returns objects (and tensor subclasses) equal to everything", NOTHING,
             at_end(ALWAYS_EQUAL), base="release", results=None),
+    hostile("h_forge_static_claims", "replaces the worker's structure probes with claims of the handout's layer "
+            "shapes and return types", NOTHING, at_end(FORGE_STATIC_CLAIMS), base="release", results=None,
+            feedback=("replaced functions of the grader",)),
     hostile("h_fake_protocol", "writes the worker's protocol lines, claiming success, to every fd, then exits",
             NOTHING, at_end(FAKE_PROTOCOL), base="release", results=None),
     hostile("h_socket", "connects to a loopback listener of the grader's machine, at import and in "
