@@ -86,7 +86,9 @@ def _python_roots():
 
 
 def _bwrap_args(bwrap, scratch, tmp_bytes):
-    args = [bwrap, *_namespace_args()]
+    # /tmp, /proc and /dev first: a Python (or a kit checkout's .venv) under /tmp is bound over them.
+    args = [bwrap, *_namespace_args(), "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     binds = []
     for name in ("usr", "etc", "bin", "sbin", "lib", "lib64", "lib32", "libx32"):
         path = Path("/") / name
@@ -95,15 +97,13 @@ def _bwrap_args(bwrap, scratch, tmp_bytes):
         elif path.is_dir():
             binds.append(path)
     binds += [p for p in _python_roots() if not any(p.is_relative_to(b) for b in binds)]
-    parents = sorted({str(parent) for b in binds for parent in b.parents if str(parent) != "/"},
+    parents = sorted({str(parent) for b in binds for parent in b.parents if str(parent) not in ("/", "/tmp")},
                      key=lambda p: p.count("/"))
     for parent in parents:
         args += ["--perms", "0755", "--dir", parent]
     for path in binds:
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
-             "--perms", "0755", "--dir", "/grader",
-             "--ro-bind", str(WORKER_DIR), "/grader/worker",
+    args += ["--perms", "0755", "--dir", "/grader", "--ro-bind", str(WORKER_DIR), "/grader/worker",
              # read-only: what the submission writes goes to the size-limited /tmp, never to the host's disk
              "--ro-bind", str(scratch), "/submission", "--chdir", "/tmp"]
     return args

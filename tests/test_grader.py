@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import zipfile
 
 import pytest
@@ -143,12 +144,13 @@ def test_the_sandbox_hides_the_kit_and_the_network(assignment, tmp_path):
     listener.listen()
     listener.settimeout(0.1)
     port = listener.getsockname()[1]
+    marker = tempfile.NamedTemporaryFile(dir="/tmp", prefix="vaekit-host-marker-")
     module = tmp_path / "vae.py"
     module.write_text(f"""
 import os, socket
 print("KIT", os.path.exists({str(KIT_ROOT / 'autograder' / 'hidden_tests')!r}), os.path.exists({str(KIT_ROOT)!r} + "/solutions"))
 print("UID", os.getuid())
-print("TMP", os.listdir("/tmp"))
+print("TMP", os.path.exists({marker.name!r}), os.path.exists({str(tmp_path)!r}))
 try:
     socket.create_connection(("127.0.0.1", {port}), timeout=2)
     print("NET connected")
@@ -164,7 +166,7 @@ except OSError:
     printed = result.printed_head
     assert result.sandboxed and result.import_error is None, printed
     assert "KIT False False" in printed and "UID 0" not in printed
-    assert "NET refused" in printed and "WRITE refused" in printed and "TMP []" in printed
+    assert "NET refused" in printed and "WRITE refused" in printed and "TMP False False" in printed
     with pytest.raises(OSError):
         listener.accept()
 
