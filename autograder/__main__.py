@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from . import KIT_ROOT  # noqa: F401  (puts course_config on the path)
+from . import KIT_ROOT  # noqa: F401  (importing the package puts course_config on the path)
 import course_config
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import KIT_ROOT
-from .grade import reference_observations
+from .grade import reference_observations, task_scores
 
 MAX_UNZIPPED_BYTES = 500 << 20
 
@@ -72,9 +72,7 @@ def grade_one(assignment, name, path, out_dir, use_sandbox, timeout):
         (out_dir / "grader.log").write_text(completed.stdout[-20000:] + completed.stderr[-20000:])
         results = json.loads((out_dir / "results.json").read_text())
         row["total"] = results["score"]
-        for test in results["tests"]:
-            task = test["extra_data"]["task"]
-            row[task] = row.get(task, 0) + test["score"]
+        row.update(task_scores(results))
         if "autograder failed" in results.get("output", ""):
             row["status"] = "grader error: see grader.log"
     except subprocess.TimeoutExpired:

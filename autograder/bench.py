@@ -66,7 +66,7 @@ def bench_data(dataset="auto", data_dir="./data", epochs=3, device="auto", autoe
     """Print and return (kit seconds per epoch, DataLoader seconds per epoch, ratio)."""
     import torch
     module = load_reference_module(course_config.VAE)
-    dataset, data_dir = choose_dataset(dataset, Path(data_dir))
+    dataset, data_dir = choose_dataset(module, dataset, Path(data_dir))
     device = module.pick_device(device)
     train_x, train_y, test_x, test_y = module.load_dataset(dataset, data_dir)
     print(f"bench data: {dataset} ({len(train_x)} train / {len(test_x)} test images), {autoencoder_type}, "
@@ -101,17 +101,12 @@ def bench_data(dataset="auto", data_dir="./data", epochs=3, device="auto", autoe
 def bench_grade(repeat=3, batch=20, jobs=2):
     """Print the median time to grade the reference once, and a batch of copies of it."""
     from .batch import run_batch
-    from .grade import grade_submission, reference_observations
+    from .grade import grade_submission, make_reference_submission, reference_observations
     assignment = course_config.VAE
     reference_observations(assignment)
     with tempfile.TemporaryDirectory(prefix="vaekit-bench-") as scratch:
         scratch = Path(scratch)
-        submission = scratch / "one"
-        submission.mkdir()
-        shutil.copyfile(assignment.reference_file, submission / assignment.student_file)
-        results = assignment.solutions_dir / "results"
-        if results.is_dir():
-            shutil.copytree(results, submission / "results")
+        submission = make_reference_submission(assignment, scratch / "one")
         times = []
         for _ in range(repeat):
             started = time.perf_counter()

@@ -30,10 +30,10 @@ def run_demo(assignment, epochs=3, data_dir="./data", out_dir=None):
     print(f"1. Released {course_config.SOURCE_DIR}/{assignment.name} into {assignment.release_dir} "
           f"({'in sync' if in_sync else 'OUT OF SYNC'}).")
 
-    dataset, data_dir = choose_dataset("auto", Path(data_dir))
-    data = describe_data(dataset, data_dir, assignment)
-    print(f"2. Training the reference AE and VAE for {epochs} epochs on {data['name']}: {data['split']}.")
     module = load_reference_module(assignment)
+    dataset, data_dir = choose_dataset(module, "auto", Path(data_dir))
+    data = describe_data(module, dataset, data_dir, assignment)
+    print(f"2. Training the reference AE and VAE for {epochs} epochs on {data['name']}: {data['split']}.")
     folders = []
     for run in assignment.runs:
         if run.dataset != "mnist":
@@ -48,7 +48,7 @@ def run_demo(assignment, epochs=3, data_dir="./data", out_dir=None):
         for name in ("loss_curves.png", f"reconstruction_{epochs - 1}.png", f"sample_{epochs - 1}.png",
                      "manifold_digits.png", "manifold.png"):
             print(f"      {name}")
-    print(f"   (and reconstruction_e.png, sample_e.png for every epoch e, perf_metrics.csv, model.pt)")
+    print("   (and reconstruction_e.png, sample_e.png for every epoch e, perf_metrics.csv, model.pt)")
 
     print("4. Grading the reference solution and the untouched release:")
     scores = grade_pair(assignment, out_dir / "grading")
@@ -59,23 +59,12 @@ def run_demo(assignment, epochs=3, data_dir="./data", out_dir=None):
 
 def grade_pair(assignment, out_dir):
     """Grade the reference (code + committed reference results) and the blank release."""
-    from .grade import grade_to
+    from .grade import grade_to, make_reference_submission, task_scores
     submissions = out_dir / "submissions"
-    reference = submissions / "reference"
-    reference.mkdir(parents=True)
-    shutil.copyfile(assignment.reference_file, reference / assignment.student_file)
-    shutil.copyfile(assignment.source_dir / assignment.notebook, reference / assignment.notebook)
-    if (assignment.solutions_dir / "results").is_dir():
-        shutil.copytree(assignment.solutions_dir / "results", reference / "results")
+    make_reference_submission(assignment, submissions / "reference")
     shutil.copytree(assignment.release_dir, submissions / "release")
-    scores = {}
-    for name in ("reference", "release"):
-        results = grade_to(assignment, submissions / name, out_dir / name)
-        scores[name] = {}
-        for test in results["tests"]:
-            task = test["extra_data"]["task"]
-            scores[name][task] = scores[name].get(task, 0) + test["score"]
-    return scores
+    return {name: task_scores(grade_to(assignment, submissions / name, out_dir / name))
+            for name in ("reference", "release")}
 
 
 def score_table(assignment, scores):

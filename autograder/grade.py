@@ -408,6 +408,28 @@ def build_feedback(assignment, tests, found, worker):
     return "\n".join(lines).rstrip() + "\n"
 
 
+def task_scores(results):
+    """{task id: points earned} of a results.json dict."""
+    scores = {}
+    for test in results["tests"]:
+        task = test["extra_data"]["task"]
+        scores[task] = scores.get(task, 0) + test["score"]
+    return scores
+
+
+def make_reference_submission(assignment, folder):
+    """A submission folder as a student would hand in the reference: vae.py, the notebook and
+    the committed reference results (when there are any). Returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(assignment.reference_file, folder / assignment.student_file)
+    shutil.copyfile(assignment.source_dir / assignment.notebook, folder / assignment.notebook)
+    results = assignment.solutions_dir / "results"
+    if results.is_dir():
+        shutil.copytree(results, folder / "results")
+    return folder
+
+
 def write_outputs(out_dir, results, feedback):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ the student release.
 import zipfile
 from pathlib import Path
 
-import course_config
 from . import KIT_ROOT
 
 SETUP_SH = """#!/usr/bin/env bash

@@ -35,41 +35,30 @@ def load_reference_module(assignment):
     return module
 
 
-def mnist_files(data_dir, split):
-    raw = Path(data_dir) / "MNIST" / "raw"
-    prefix = "train" if split == "train" else "t10k"
-    found = []
-    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
-        for name in (f"{prefix}-{kind}", f"{prefix}-{kind}.gz"):
-            if (raw / name).is_file():
-                found.append(raw / name)
-                break
-    return found if len(found) == 2 else None
-
-
-def choose_dataset(requested, data_dir):
-    """(dataset name, data_dir): full MNIST where present, else its test split, else generated digits."""
+def choose_dataset(module, requested, data_dir):
+    """(dataset name, data_dir): full MNIST where present, else its test split, else generated
+    digits. module is the reference vae.py, which knows where MNIST's files are."""
     if requested != "auto":
         return requested, data_dir
-    if mnist_files(data_dir, "train") and mnist_files(data_dir, "test"):
+    if module.mnist_paths(data_dir, "train") and module.mnist_paths(data_dir, "test"):
         return "mnist", data_dir
     for directory in (data_dir, course_config.SHARED_DATA_DIR):
-        if mnist_files(directory, "test"):
+        if module.mnist_paths(directory, "test"):
             return "mnist-test-split", directory
     return "synthetic-digits", data_dir
 
 
-def describe_data(dataset, data_dir, assignment):
+def describe_data(module, dataset, data_dir, assignment):
     """What the runs were trained on, for the provenance."""
     if dataset == "mnist":
         return {"name": "MNIST", "split": "the official 60,000 training and 10,000 test images",
-                "standard_split": True, "files": _file_digests(mnist_files(data_dir, "train") + mnist_files(data_dir, "test"))}
+                "standard_split": True, "files": _file_digests(module.mnist_paths(data_dir, "train") + module.mnist_paths(data_dir, "test"))}
     if dataset == "mnist-test-split":
         return {"name": "MNIST test split only", "standard_split": False,
                 "split": (f"MNIST's official 10,000 test images (the training files were not available), "
                           f"shuffled with torch.Generator seed {assignment.seeds.split} and cut into 8,000 "
                           "images for training and 2,000 for testing (vae.py --dataset mnist-test-split)"),
-                "files": _file_digests(mnist_files(data_dir, "test"))}
+                "files": _file_digests(module.mnist_paths(data_dir, "test"))}
     if dataset == "synthetic-digits":
         return {"name": "generated digit-like images (NOT MNIST)", "standard_split": False,
                 "split": "10,000 training and 2,000 test images typeset from matplotlib's fonts and randomly "
@@ -156,10 +145,9 @@ def train_runs(module, assignment, runs, dataset, data_dir, epochs, seeds, devic
 def run_reference(assignment, device="auto", epochs=None, n_seeds=3, dataset="auto", data_dir="./data",
                   out_dir=None, notebook=True, runs=None):
     """Train and write the whole solutions folder; returns its Path."""
-    import torch
     module = load_reference_module(assignment)
     out_dir = Path(out_dir or assignment.solutions_dir)
-    dataset, data_dir = choose_dataset(dataset, Path(data_dir))
+    dataset, data_dir = choose_dataset(module, dataset, Path(data_dir))
     seeds = list(assignment.seeds.reference[:n_seeds])
     runs = [r for r in assignment.runs if r.dataset != "celeba"] if runs is None else runs
     celeba_dir = Path(data_dir) / "celeba"
@@ -180,7 +168,7 @@ def run_reference(assignment, device="auto", epochs=None, n_seeds=3, dataset="au
         if results_dir.exists():
             shutil.rmtree(results_dir)
         results_dir.mkdir(parents=True)
-        standard = describe_data(dataset, data_dir, assignment)["standard_split"]
+        standard = describe_data(module, dataset, data_dir, assignment)["standard_split"]
         metrics = {"assignment": assignment.name, "dataset": dataset, "standard_split": standard,
                    "epochs": epochs, "seeds": seeds, "canonical_seed": seeds[0],
                    "band_rule": (f"mean +- ({assignment.tolerances.band_sigmas} * std + "
@@ -206,7 +194,7 @@ def run_reference(assignment, device="auto", epochs=None, n_seeds=3, dataset="au
     provenance = {
         "command": "python -m autograder " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reference"] else "run_reference()",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "data": describe_data(dataset, data_dir, assignment),
+        "data": describe_data(module, dataset, data_dir, assignment),
         "epochs": epochs, "seeds": seeds, "canonical_seed": seeds[0],
         "results_from_seed": seeds[0],
         "device": device_description(torch_device),
@@ -276,7 +264,7 @@ def readme(assignment, metrics, provenance):
              f"- **Epochs:** {provenance['epochs']}; **seeds:** {', '.join(map(str, provenance['seeds']))} "
              f"(the figures in `results/` come from seed {provenance['canonical_seed']}).",
              f"- **Device:** {provenance['device']['type']} ({provenance['device']['name']}).",
-             f"- **Versions:** " + ", ".join(f"{k} {v}" for k, v in provenance["versions"].items()) + ".",
+             "- **Versions:** " + ", ".join(f"{k} {v}" for k, v in provenance["versions"].items()) + ".",
              f"- **Commit:** {provenance['commit']}.",
              f"- **Bonus (CelebA):** {provenance['bonus']}.",
              f"- **Wall time:** {provenance['wall_seconds_total']} s in all.", ""]

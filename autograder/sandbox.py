@@ -120,32 +120,30 @@ def _set_limits(limits, nproc):
     return apply
 
 
-def _processes_of(uid):
-    count = 0
+def _pids_of(uid):
+    """PIDs of the processes that belong to uid (ours excluded)."""
+    pids = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
+        if entry.isdigit() and int(entry) != os.getpid():
             try:
                 if os.stat(f"/proc/{entry}").st_uid == uid:
-                    count += 1
+                    pids.append(int(entry))
             except OSError:
                 pass
-    return count
+    return pids
 
 
 def _kill_uid(uid):
     """Kill every process of uid (the worker's own uid when the grader runs as root)."""
     for _ in range(5):
-        found = False
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) != os.getpid():
-                try:
-                    if os.stat(f"/proc/{entry}").st_uid == uid:
-                        os.kill(int(entry), signal.SIGKILL)
-                        found = True
-                except OSError:
-                    pass
-        if not found:
+        pids = _pids_of(uid)
+        if not pids:
             return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         time.sleep(0.05)
 
 
@@ -317,7 +315,7 @@ def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, st
             cwd = scratch
             become_subreaper()
         children_before = _children()
-        nproc = limits.max_processes if os.getuid() == 0 else _processes_of(os.getuid()) + limits.max_processes
+        nproc = limits.max_processes if os.getuid() == 0 else len(_pids_of(os.getuid())) + 1 + limits.max_processes
         session = _Session(command, env, cwd, limits, nproc, (read_fd, write_fd))
         try:
             outcome = _read_session(session, pending, limits, result, deadline_total)

@@ -543,7 +543,7 @@ def print_report(outcomes, tests_by_task, titles, coverage, points):
         print(f"{outcome.entry.name:<{width}}{outcome.entry.kind:<10}{cells}")
 
     tasks = [task for task, total in points.items() if total]
-    print(f"\nPoints per task: got / expected ('!' marks a failed expectation)")
+    print("\nPoints per task: got / expected ('!' marks a failed expectation)")
     print(f"{'entry':<{width}}" + "".join(f"{task:<12}" for task in tasks) + "seconds")
     for outcome in outcomes:
         cells = []

@@ -1,7 +1,6 @@
 """Shared fixtures of the kit's own tests."""
 
 import importlib.util
-import shutil
 import sys
 from pathlib import Path
 
@@ -47,15 +46,3 @@ def shared_mnist():
         pytest.skip(f"the real MNIST test split is not in {raw} (set VAEKIT_SHARED_DATA to its folder)")
     return course_config.SHARED_DATA_DIR
 
-
-@pytest.fixture
-def reference_submission(tmp_path, assignment):
-    """A submission folder holding the reference vae.py and the committed reference results."""
-    folder = tmp_path / "reference"
-    folder.mkdir()
-    shutil.copyfile(assignment.reference_file, folder / assignment.student_file)
-    shutil.copyfile(assignment.source_dir / assignment.notebook, folder / assignment.notebook)
-    results = assignment.solutions_dir / "results"
-    if results.is_dir():
-        shutil.copytree(results, folder / "results")
-    return folder

@@ -14,7 +14,7 @@ import pytest
 
 from autograder import KIT_ROOT, sandbox
 from autograder.batch import run_batch
-from autograder.grade import grade_submission, hidden_tests
+from autograder.grade import grade_submission, hidden_tests, make_reference_submission, task_scores
 from autograder.package import build_gradescope_zip
 
 TASK_IDS = {"A.1", "A.2", "B.1", "B.2", "C", "bonus"}
@@ -34,11 +34,7 @@ def test_hidden_test_points_add_up_to_the_course_config(assignment):
 
 @pytest.fixture(scope="module")
 def graded_reference(tmp_path_factory, assignment):
-    folder = tmp_path_factory.mktemp("graded") / "reference"
-    folder.mkdir()
-    shutil.copyfile(assignment.reference_file, folder / assignment.student_file)
-    shutil.copyfile(assignment.source_dir / assignment.notebook, folder / assignment.notebook)
-    shutil.copytree(assignment.solutions_dir / "results", folder / "results")
+    folder = make_reference_submission(assignment, tmp_path_factory.mktemp("graded") / "reference")
     return folder, grade_submission(assignment, folder)
 
 
@@ -131,10 +127,7 @@ def test_without_bwrap_the_results_say_so(assignment, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert "bubblewrap (bwrap) is not available" in results["output"]
-    by_task = {}
-    for test in results["tests"]:
-        by_task[test["extra_data"]["task"]] = by_task.get(test["extra_data"]["task"], 0) + test["score"]
-    assert by_task["A.1"] == assignment.task("A.1").auto_points
+    assert task_scores(results)["A.1"] == assignment.task("A.1").auto_points
 
 
 @pytest.mark.skipif(not bwrap_usable(), reason="bubblewrap is not installed or cannot create namespaces here")

@@ -284,11 +284,17 @@ def read_idx(path):
     return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).reshape(shape)
 
 
-def _find_idx(raw_dir, name):
-    for candidate in (raw_dir / name, raw_dir / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
+def mnist_paths(data_dir, split):
+    """The (images, labels) IDX files of MNIST's "train" or "test" split under data_dir/MNIST/raw,
+    gzipped or not; None when either is missing."""
+    raw_dir = Path(data_dir) / "MNIST" / "raw"
+    paths = []
+    for name in MNIST_FILES[split]:
+        found = [p for p in (raw_dir / name, raw_dir / f"{name}.gz") if p.is_file()]
+        if not found:
+            return None
+        paths.append(found[0])
+    return paths
 
 
 def load_mnist_split(data_dir, split, download=True):
@@ -296,17 +302,16 @@ def load_mnist_split(data_dir, split, download=True):
 
     Reads data_dir/MNIST/raw/*-ubyte[.gz]; when the files are missing, torchvision downloads them.
     """
-    raw_dir = Path(data_dir) / "MNIST" / "raw"
-    names = MNIST_FILES[split]
-    paths = [_find_idx(raw_dir, name) for name in names]
-    if None in paths and download:
+    paths = mnist_paths(data_dir, split)
+    if paths is None and download:
         try:
             torchvision.datasets.MNIST(data_dir, train=(split == "train"), download=True)
         except Exception:  # no network: the message below says what to do
             pass
-        paths = [_find_idx(raw_dir, name) for name in names]
-    if None in paths:
-        wanted = ", ".join(f"{name}.gz" for name in names)
+        paths = mnist_paths(data_dir, split)
+    if paths is None:
+        raw_dir = Path(data_dir) / "MNIST" / "raw"
+        wanted = ", ".join(f"{name}.gz" for name in MNIST_FILES[split])
         raise DataNotFoundError(
             f"MNIST's {split} split is not in {raw_dir} and could not be downloaded: "
             f"put {wanted} into that folder (or run once with internet access).")

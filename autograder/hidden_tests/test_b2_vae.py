@@ -2,8 +2,6 @@
 
 import math
 
-import numpy as np
-
 from autograder.judge import (array, binary_cross_entropy_sum, close, encoder_candidates, fail, graded,
                               kind_of, kl_closed_form, kl_distributions, kl_mistakes, logvar_candidates,
                               matches_reference, scalar_value, with_context)

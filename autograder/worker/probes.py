@@ -9,7 +9,6 @@ Runs inside the sandbox; depends on torch and inputs.py only.
 
 import base64
 import hashlib
-import itertools
 import traceback
 import types
 
