@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent
 SOURCE_DIR = "assignments"      # the single source, solutions marked
 RELEASE_DIR = "release"         # the student release, generated and committed
 SOLUTIONS_DIR = "solutions"     # what the reference solution produces
+COMMON_DIR = ROOT / SOURCE_DIR / "common"   # given helper modules, released beside the student file
 
 # The real MNIST test split, outside the project (never committed); tests skip where absent.
 SHARED_DATA_DIR = Path(os.environ.get("VAEKIT_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -111,7 +112,9 @@ class Assignment:
     title: str
     tasks: tuple
     runs: tuple
-    student_file: str = "vae.py"         # the file the hidden tests exercise
+    student_file: str = "vae.py"         # the file the hidden tests exercise (imported under its stem)
+    helpers: tuple = ("kit_data.py",)    # given modules of assignments/common/ the student file imports;
+                                         # the grader supplies the kit's copies, never the student's
     notebook: str = "vae.ipynb"
     handout: str = "HANDOUT.md"
     public_checks: str = "check_vae.py"
@@ -138,6 +141,10 @@ class Assignment:
     @property
     def reference_file(self):
         return self.source_dir / self.student_file
+
+    @property
+    def helper_paths(self):
+        return [COMMON_DIR / name for name in self.helpers]
 
     def task(self, task_id):
         return next(t for t in self.tasks if t.id == task_id)

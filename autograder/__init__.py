@@ -6,5 +6,7 @@ import sys
 from pathlib import Path
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
-if str(KIT_ROOT) not in sys.path:        # course_config.py sits at the kit's root
-    sys.path.insert(0, str(KIT_ROOT))
+COMMON_DIR = KIT_ROOT / "assignments" / "common"   # given helper modules (kit_data, ...)
+for _folder in (COMMON_DIR, KIT_ROOT):     # course_config.py sits at the kit's root
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))

@@ -9,7 +9,7 @@ import course_config
 
 
 def cmd_release(args):
-    from .release import ReleaseError, release
+    from .authoring.release import ReleaseError, release
     assignment = course_config.get_assignment(args.assignment)
     try:
         diffs = release(assignment, check=args.check)
@@ -28,7 +28,7 @@ def cmd_release(args):
 
 
 def cmd_grade(args):
-    from .grade import grade_to
+    from .engine.grade import grade_to
     assignment = course_config.get_assignment(args.assignment)
     if not os.path.isdir(args.submission):
         print(f"error: {args.submission} is not a folder: unpack the submission into a folder and grade that.",
@@ -41,7 +41,7 @@ def cmd_grade(args):
 
 
 def cmd_batch(args):
-    from .batch import run_batch
+    from .engine.batch import run_batch
     assignment = course_config.get_assignment(args.assignment)
     if not os.path.isdir(args.submissions):
         print(f"error: {args.submissions} is not a folder of submissions.", file=sys.stderr)
@@ -54,7 +54,7 @@ def cmd_batch(args):
 
 
 def cmd_package(args):
-    from .package import build_gradescope_zip
+    from .authoring.package import build_gradescope_zip
     assignment = course_config.get_assignment(args.assignment)
     path = build_gradescope_zip(assignment, args.out)
     print(f"Wrote {path}: upload it as the Gradescope autograder of {assignment.name}.")
@@ -62,7 +62,7 @@ def cmd_package(args):
 
 
 def cmd_cache(args):
-    from .grade import reference_observations
+    from .engine.grade import reference_observations
     assignment = course_config.get_assignment(args.assignment)
     reference_observations(assignment, refresh=True)
     print(f"Observed the reference solution of {assignment.name} (cached in {course_config.CACHE_DIR}).")
@@ -70,7 +70,7 @@ def cmd_cache(args):
 
 
 def cmd_reference(args):
-    from .reference import run_reference
+    from .authoring.reference import run_reference
     assignment = course_config.get_assignment(args.assignment)
     out = run_reference(assignment, device=args.device, epochs=args.epochs, n_seeds=args.seeds,
                         dataset=args.dataset, data_dir=args.data_dir, out_dir=args.out, notebook=not args.no_notebook)
@@ -80,12 +80,12 @@ def cmd_reference(args):
 
 
 def cmd_selfcheck(args):
-    from .selfcheck import main as selfcheck_main
+    from .qa.selfcheck import main as selfcheck_main
     return selfcheck_main(args)
 
 
 def cmd_bench(args):
-    from . import bench
+    from .qa import bench
     if args.what == "data":
         bench.bench_data(dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs, device=args.device)
     else:
@@ -94,7 +94,7 @@ def cmd_bench(args):
 
 
 def cmd_demo(args):
-    from .demo import run_demo
+    from .qa.demo import run_demo
     run_demo(course_config.get_assignment(args.assignment), epochs=args.epochs, data_dir=args.data_dir)
     return 0
 

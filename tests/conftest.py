@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for folder in (ROOT / "assignments" / "common", ROOT):   # kit_data (imported by vae.py), course_config
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 import course_config  # noqa: E402
 
@@ -30,6 +31,12 @@ def assignment():
 def reference_vae(assignment):
     """The reference vae.py (the single source), imported."""
     return import_file(assignment.reference_file, "vae_reference_under_test")
+
+
+@pytest.fixture(scope="session")
+def kit_data():
+    """The given data plumbing (assignments/common/kit_data.py), imported."""
+    return import_file(course_config.COMMON_DIR / "kit_data.py", "kit_data")
 
 
 @pytest.fixture(scope="session")

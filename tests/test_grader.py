@@ -12,10 +12,11 @@ import zipfile
 
 import pytest
 
-from autograder import KIT_ROOT, sandbox
-from autograder.batch import run_batch
-from autograder.grade import grade_submission, hidden_tests, make_reference_submission, task_scores
-from autograder.package import build_gradescope_zip
+from autograder import KIT_ROOT
+from autograder.engine import sandbox
+from autograder.engine.batch import run_batch
+from autograder.engine.grade import grade_submission, hidden_tests, make_reference_submission, task_scores, worker_job
+from autograder.authoring.package import build_gradescope_zip
 
 TASK_IDS = {"A.1", "A.2", "B.1", "B.2", "C", "bonus"}
 
@@ -27,7 +28,7 @@ def bwrap_usable():
 
 def test_hidden_test_points_add_up_to_the_course_config(assignment):
     totals = {}
-    for _, test in hidden_tests():
+    for _, test in hidden_tests(assignment):
         totals[test.grading["task"]] = totals.get(test.grading["task"], 0) + test.grading["points"]
     assert totals == {t.id: t.auto_points for t in assignment.tasks if t.auto_points}
 
@@ -121,7 +122,7 @@ def test_without_bwrap_the_results_say_so(assignment, tmp_path):
     folder = tmp_path / "submission"
     folder.mkdir()
     shutil.copyfile(assignment.reference_file, folder / assignment.student_file)
-    env = dict(os.environ, VAEKIT_NO_BWRAP="1")
+    env = dict(os.environ, KIT_NO_BWRAP="1")
     done = subprocess.run([sys.executable, "-m", "autograder", "grade", "vae", str(folder), "--out",
                            str(tmp_path / "out")], cwd=KIT_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -155,7 +156,7 @@ try:
 except OSError:
     print("WRITE refused")
 """)
-    result = sandbox.run_worker(module, [], 0, assignment.sandbox)
+    result = sandbox.run_worker(module, [], 0, assignment.sandbox, worker_job(assignment))
     printed = result.printed_head
     assert result.sandboxed and result.import_error is None, printed
     assert "KIT False False" in printed and "UID 0" not in printed
@@ -165,7 +166,7 @@ except OSError:
 
 
 def test_suspicious_code_is_flagged_for_the_instructor_only(assignment, tmp_path):
-    from autograder.grade import suspicious_code
+    from autograder.engine.grade import suspicious_code
     assert suspicious_code(assignment.reference_file) == []
     assert suspicious_code(assignment.release_dir / assignment.student_file) == []
     forger = tmp_path / "vae.py"

@@ -7,9 +7,9 @@ import statistics
 
 import pytest
 
-from autograder.grade import ResultFiles, load_bands
-from autograder.judge import png_size
-from autograder.reference import run_reference
+from autograder.engine.grade import ResultFiles, load_bands
+from autograder.engine.judge import png_size
+from autograder.authoring.reference import run_reference
 
 
 def check_bands(metrics, tolerances):

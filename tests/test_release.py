@@ -6,7 +6,7 @@ import types
 import pytest
 import torch
 
-from autograder.release import ReleaseError, release, strip_solutions
+from autograder.authoring.release import ReleaseError, release, strip_solutions
 import course_config
 
 

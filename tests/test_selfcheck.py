@@ -14,7 +14,8 @@ import time
 import pytest
 
 import course_config
-from autograder import catalog, sandbox, selfcheck
+from autograder.engine import sandbox
+from autograder.qa import catalog, selfcheck
 from conftest import ROOT
 
 SELFCHECK_TIMEOUT = 900         # seconds; it takes about 5 minutes on 2 cores

@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from autograder.fakedata import accept_fake_celeba, make_fake_celeba
-from autograder.judge import png_size
+from autograder.qa.fakedata import accept_fake_celeba, make_fake_celeba
+from autograder.engine.judge import png_size
 
 
 def run_vae(assignment, cwd, *args):
@@ -30,7 +30,7 @@ def tiny_runs(tmp_path_factory, assignment):
 
 
 @pytest.mark.parametrize("kind", ["ae", "vae"])
-def test_run_writes_every_documented_file(tiny_runs, assignment, reference_vae, kind):
+def test_run_writes_every_documented_file(tiny_runs, assignment, reference_vae, kind, kit_data):
     name = reference_vae.results_dir_name(kind, 512, 0.001, 2, "synthetic-digits")
     assert name == f"AE-arch={kind}(512)-lr=0.001-ep=2-data=synthetic-digits"
     folder = tiny_runs / "results" / name
@@ -65,7 +65,7 @@ def test_the_test_loss_is_reproducible(tiny_runs, assignment, tmp_path):
     assert losses(tmp_path) == losses(tiny_runs)
 
 
-def test_results_folders_match_course_config(assignment, reference_vae):
+def test_results_folders_match_course_config(assignment, reference_vae, kit_data):
     for run in assignment.runs:
         assert run.folder == reference_vae.results_dir_name(run.autoencoder_type, run.hidden_layer_size, run.lr,
                                                             run.n_epochs, run.dataset)
@@ -78,15 +78,16 @@ def test_missing_mnist_gives_one_sentence(assignment, tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: MNIST's train split is not in ")
     assert "train-images-idx3-ubyte.gz" in last and str(tmp_path / "nothing" / "MNIST" / "raw") in last
+    assert "--dataset mnist-test-split" in last and "--dataset synthetic-digits" in last   # the offline way on
     assert "Traceback" not in done.stderr
 
 
-def test_missing_celeba_gives_one_sentence(reference_vae, tmp_path):
-    with pytest.raises(reference_vae.DataNotFoundError, match=r"CelebA is not in .*celeba: put img_align_celeba/"):
-        reference_vae.load_celeba(tmp_path)
+def test_missing_celeba_gives_one_sentence(reference_vae, tmp_path, kit_data):
+    with pytest.raises(kit_data.DataNotFoundError, match=r"CelebA is not in .*celeba: put img_align_celeba/"):
+        kit_data.load_celeba(tmp_path, reference_vae.celeba_transform(), reference_vae.celeba_subset)
 
 
-def test_celeba_path_on_a_fake_folder(reference_vae, assignment, tmp_path, monkeypatch):
+def test_celeba_path_on_a_fake_folder(reference_vae, assignment, tmp_path, monkeypatch, kit_data):
     make_fake_celeba(tmp_path / "data", n_images=100)
     monkeypatch.chdir(tmp_path)
     with accept_fake_celeba():
@@ -97,55 +98,55 @@ def test_celeba_path_on_a_fake_folder(reference_vae, assignment, tmp_path, monke
     assert png_size(folder / "sample_0.png") == assignment.samples.size(side)
     assert png_size(folder / "reconstruction_0.png") == assignment.reconstruction.size(side)
     with accept_fake_celeba():
-        train_x, train_y, test_x, test_y = reference_vae.load_celeba("data", n_images=20, n_workers=0)
+        train_x, train_y, test_x, test_y = kit_data.load_celeba("data", reference_vae.celeba_transform(), reference_vae.celeba_subset, n_images=20, n_workers=0)
     assert train_x.shape == (20, 3, 64, 64) and train_x.dtype == torch.uint8 and len(test_x) == 2
     assert test_x.shape[1:] == (3, 64, 64) and set(train_y.tolist()) <= {0, 1}
 
 
-def test_real_mnist_test_split_loads(reference_vae, shared_mnist):
+def test_real_mnist_test_split_loads(reference_vae, shared_mnist, kit_data):
     raw = shared_mnist / "MNIST" / "raw"
     assert hashlib.md5((raw / "t10k-images-idx3-ubyte.gz").read_bytes()).hexdigest() == "9fb629c4189551a2d022fa330f9573f3"
-    images, labels = reference_vae.load_mnist_split(shared_mnist, "test", download=False)
+    images, labels = kit_data.load_mnist_split(shared_mnist, "test", download=False)
     assert images.shape == (10000, 1, 28, 28) and images.dtype == torch.uint8
     assert sorted(set(labels.tolist())) == list(range(10))
-    train_x, train_y, test_x, test_y = reference_vae.load_mnist_test_split(shared_mnist)
+    train_x, train_y, test_x, test_y = kit_data.load_mnist_test_split(shared_mnist)
     assert len(train_x) == 8000 and len(test_x) == 2000
     assert set(torch.unique(train_x).tolist()) == {0, 255}
-    again = reference_vae.load_mnist_test_split(shared_mnist)
+    again = kit_data.load_mnist_test_split(shared_mnist)
     assert torch.equal(again[1], train_y) and torch.equal(again[3], test_y)
 
 
-def test_idx_reader_refuses_garbage(reference_vae, tmp_path):
+def test_idx_reader_refuses_garbage(reference_vae, tmp_path, kit_data):
     good = tmp_path / "ok-idx1-ubyte.gz"
     with gzip.open(good, "wb") as f:
         f.write(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9]))
-    assert reference_vae.read_idx(good).tolist() == [7, 8, 9]
+    assert kit_data.read_idx(good).tolist() == [7, 8, 9]
     for name, data in (("bad", b"not an idx file"), ("short", bytes([0, 0, 8, 1, 0, 0, 0, 5, 1]))):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ValueError):
-            reference_vae.read_idx(tmp_path / name)
+            kit_data.read_idx(tmp_path / name)
 
 
-def test_generated_digits_are_deterministic_and_honestly_named(reference_vae):
-    images, labels = reference_vae.make_synthetic_digits(200, seed=3)
-    again, again_labels = reference_vae.make_synthetic_digits(200, seed=3)
-    other, _ = reference_vae.make_synthetic_digits(200, seed=4)
+def test_generated_digits_are_deterministic_and_honestly_named(reference_vae, kit_data):
+    images, labels = kit_data.make_synthetic_digits(200, seed=3)
+    again, again_labels = kit_data.make_synthetic_digits(200, seed=3)
+    other, _ = kit_data.make_synthetic_digits(200, seed=4)
     assert torch.equal(images, again) and torch.equal(labels, again_labels) and not torch.equal(images, other)
     assert images.shape == (200, 1, 28, 28) and set(torch.unique(images).tolist()) == {0, 255}
     assert sorted(set(labels.tolist())) == list(range(10))
-    assert "synthetic-digits" in reference_vae.DATASETS and "not MNIST" in reference_vae.make_synthetic_digits.__doc__
+    assert "synthetic-digits" in kit_data.DIGIT_DATASETS and "not MNIST" in kit_data.make_synthetic_digits.__doc__
 
 
-def test_device_is_never_hard_coded(reference_vae, assignment):
+def test_device_is_never_hard_coded(reference_vae, assignment, kit_data):
     source = assignment.reference_file.read_text()
     assert ".cuda()" not in source and 'device="cuda"' not in source
-    assert reference_vae.pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert kit_data.pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def test_batches_cover_every_example_once(reference_vae):
+def test_batches_cover_every_example_once(reference_vae, kit_data):
     images = torch.arange(10, dtype=torch.uint8).reshape(10, 1, 1, 1).repeat(1, 1, 2, 2)
-    batches = reference_vae.Batches(images, torch.arange(10), batch_size=4, shuffle=True, seed=1)
+    batches = kit_data.Batches(images, torch.arange(10), batch_size=4, shuffle=True, seed=1)
     seen = torch.cat([y for _, y in batches])
     assert sorted(seen.tolist()) == list(range(10)) and len(batches) == 3
-    x, y = next(iter(reference_vae.Batches(images, torch.arange(10), batch_size=4)))
+    x, y = next(iter(kit_data.Batches(images, torch.arange(10), batch_size=4)))
     assert x.shape == (4, 4) and x.dtype == torch.float32 and torch.allclose(x[:, 0], y.float() / 255)

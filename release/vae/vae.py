@@ -18,9 +18,7 @@ H = hidden_layer_size (512), K = n_dims_code (2).
 
 import argparse
 import csv
-import gzip
 import math
-import os
 import time
 from pathlib import Path
 
@@ -31,6 +29,10 @@ from matplotlib.figure import Figure
 from torch import nn
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
+
+# Given data plumbing (loading, batching, devices), in kit_data.py next to this file.
+from kit_data import (DIGIT_DATASETS, Batches, DataNotFoundError, guess_image_shape, load_celeba, load_digits,
+                      pick_device, read_metrics)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,6 +146,28 @@ def encode_dataset(model, loader):
     raise NotImplementedError("TODO (C) in vae.py is not done yet")
 
 
+# --- Bonus: CelebA faces ---------------------------------------------------------------------
+
+def celeba_subset(dataset, n_images=50000, seed=0):
+    """A torch.utils.data.Subset of n_images distinct examples of dataset, chosen at random.
+
+    The same seed always gives the same subset; a dataset with fewer than n_images examples
+    is returned whole (as a Subset of all its indices).
+    """
+    # TODO (bonus): draw the indices with a torch.Generator seeded with seed (not the global
+    # random state), without repeats, and wrap them in torch.utils.data.Subset.
+    raise NotImplementedError("TODO (bonus) in vae.py is not done yet")
+
+
+def celeba_transform(image_size=64):
+    """The transform from a CelebA image (a 178 x 218 PIL image) to a float tensor (3, S, S)."""
+    # TODO (bonus): crop the centre of the face to a square, resize it to image_size x
+    # image_size, and turn it into a tensor (torchvision.transforms).
+    raise NotImplementedError("TODO (bonus) in vae.py is not done yet")
+
+
+# --- Figures of the latent space (Task C, given) -----------------------------------------------
+
 def _set_latent_vectors(z_range=2, nrows=20, ncols=20):
     """Return a (nrows * ncols, 2) grid of points covering [-z_range, z_range]^2.
 
@@ -162,7 +186,7 @@ def plot_manifold_learning_result(model, results_dir, loader, nrows=20, ncols=20
     model.eval()
     results_dir = Path(results_dir)
     device = next(model.parameters()).device
-    image_shape = getattr(loader, "image_shape", None) or _guess_image_shape(model.n_dims_data)
+    image_shape = getattr(loader, "image_shape", None) or guess_image_shape(model.n_dims_data)
 
     z = _set_latent_vectors(z_range, nrows, ncols).to(device)
     images = model.decode(z).reshape(-1, *image_shape)
@@ -175,262 +199,6 @@ def plot_manifold_learning_result(model, results_dir, loader, nrows=20, ncols=20
     fig.colorbar(points, ax=ax, ticks=range(10), label="label")
     ax.set(xlabel="$z_1$", ylabel="$z_2$", title=f"{model.autoencoder_type.upper()} codes of the test set")
     fig.savefig(results_dir / "manifold.png", dpi=100)
-
-
-def _guess_image_shape(n_dims_data):
-    side = math.isqrt(n_dims_data)
-    if side * side == n_dims_data:
-        return (1, side, side)
-    side = math.isqrt(n_dims_data // 3)
-    return (3, side, side)
-
-
-# ---------------------------------------------------------------------------------------------
-# Data (given). Images are kept in memory once, as bytes, on the training device.
-# ---------------------------------------------------------------------------------------------
-
-class DataNotFoundError(RuntimeError):
-    """A data set's files are missing; the message says which files to put where."""
-
-
-class Batches:
-    """Mini-batches cut from tensors that already sit on the training device.
-
-    images: uint8 (N, C, H, W) with values 0..255; labels: long (N,). Iterating yields
-    (x, y) with x float (B, C*H*W) in [0, 1] and y long (B,). With shuffle=True each pass
-    visits the examples in a new random order drawn from a seeded generator.
-    """
-
-    def __init__(self, images, labels, batch_size=128, shuffle=False, seed=0):
-        self.images = images
-        self.labels = labels
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.generator = torch.Generator().manual_seed(seed)
-        self.image_shape = tuple(images.shape[1:])
-
-    def __len__(self):
-        return math.ceil(len(self.images) / self.batch_size)
-
-    @property
-    def n_images(self):
-        return len(self.images)
-
-    def __iter__(self):
-        n = len(self.images)
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(self.images.device)
-        else:
-            order = torch.arange(n, device=self.images.device)
-        for start in range(0, n, self.batch_size):
-            index = order[start:start + self.batch_size]
-            x = self.images[index].reshape(len(index), -1).float().div_(255)
-            yield x, self.labels[index]
-
-
-def binarize(images):
-    """Threshold uint8 images at 0.5 (that is, 127.5 of 255): returns uint8 images of 0 and 255."""
-    return (images.float() / 255 > 0.5).to(torch.uint8) * 255
-
-
-MNIST_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-
-
-def read_idx(path):
-    """Read an IDX file of unsigned bytes (the MNIST format), gzipped or not, into a uint8 tensor."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
-    n_dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(n_dims)]
-    offset = 4 + 4 * n_dims
-    if len(data) - offset != math.prod(shape):
-        raise ValueError(f"{path} is truncated: expected {math.prod(shape)} values after the header")
-    return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).reshape(shape)
-
-
-def mnist_paths(data_dir, split):
-    """The (images, labels) IDX files of MNIST's "train" or "test" split under data_dir/MNIST/raw,
-    gzipped or not; None when either is missing."""
-    raw_dir = Path(data_dir) / "MNIST" / "raw"
-    paths = []
-    for name in MNIST_FILES[split]:
-        found = [p for p in (raw_dir / name, raw_dir / f"{name}.gz") if p.is_file()]
-        if not found:
-            return None
-        paths.append(found[0])
-    return paths
-
-
-def load_mnist_split(data_dir, split, download=True):
-    """Return (images uint8 (N, 1, 28, 28), labels long (N,)) of MNIST's "train" or "test" split.
-
-    Reads data_dir/MNIST/raw/*-ubyte[.gz]; when the files are missing, torchvision downloads them.
-    """
-    paths = mnist_paths(data_dir, split)
-    if paths is None and download:
-        try:
-            torchvision.datasets.MNIST(data_dir, train=(split == "train"), download=True)
-        except Exception:  # no network: the message below says what to do
-            pass
-        paths = mnist_paths(data_dir, split)
-    if paths is None:
-        raw_dir = Path(data_dir) / "MNIST" / "raw"
-        wanted = ", ".join(f"{name}.gz" for name in MNIST_FILES[split])
-        raise DataNotFoundError(
-            f"MNIST's {split} split is not in {raw_dir} and could not be downloaded: "
-            f"put {wanted} into that folder (or run once with internet access).")
-    images, labels = (read_idx(path) for path in paths)
-    return images.unsqueeze(1), labels.long()
-
-
-def load_mnist(data_dir, download=True):
-    """MNIST's 60,000 training and 10,000 test images, binarised."""
-    train_x, train_y = load_mnist_split(data_dir, "train", download)
-    test_x, test_y = load_mnist_split(data_dir, "test", download)
-    return binarize(train_x), train_y, binarize(test_x), test_y
-
-
-def load_mnist_test_split(data_dir, n_train=8000, seed=0):
-    """Only MNIST's official test split (10,000 images), cut by a seeded shuffle into
-    n_train training images and the rest for testing. For machines without the training files."""
-    images, labels = load_mnist_split(data_dir, "test", download=False)
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    train, test = order[:n_train], order[n_train:]
-    images = binarize(images)
-    return images[train], labels[train], images[test], labels[test]
-
-
-def make_synthetic_digits(n_images, seed=0, size=28):
-    """Generate digit-like images, not MNIST: the digits 0-9 typeset in the fonts that matplotlib
-    ships, then randomly rotated, scaled, sheared, shifted, thickened or thinned, and binarised.
-
-    Returns (images uint8 (N, 1, size, size) of 0 and 255, labels long (N,)). Deterministic in seed.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    glyphs = _digit_glyphs(size)                                   # (n_fonts, 10, size, size)
-    n_fonts = glyphs.shape[0]
-    labels = torch.randint(0, 10, (n_images,), generator=generator)
-    fonts = torch.randint(0, n_fonts, (n_images,), generator=generator)
-    images = glyphs[fonts, labels].unsqueeze(1)                     # (N, 1, size, size)
-
-    def uniform(low, high):
-        return low + (high - low) * torch.rand(n_images, generator=generator)
-
-    angle = uniform(-0.35, 0.35)                                    # radians, about +-20 degrees
-    scale = uniform(0.8, 1.15)
-    shear = uniform(-0.3, 0.3)
-    shift_x, shift_y = uniform(-0.12, 0.12), uniform(-0.12, 0.12)   # fractions of half the image
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([
-        torch.stack([cos, -sin + shear * cos, shift_x], dim=1),
-        torch.stack([sin, cos + shear * sin, shift_y], dim=1),
-    ], dim=1)                                                       # (N, 2, 3) affine maps
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    images = F.grid_sample(images, grid, align_corners=False)
-
-    stroke = torch.randint(0, 3, (n_images,), generator=generator)  # 0 thinner, 1 as is, 2 bolder
-    thicker = F.max_pool2d(images, 3, stride=1, padding=1)
-    thinner = -F.max_pool2d(-images, 3, stride=1, padding=1)
-    images = torch.where((stroke == 2).view(-1, 1, 1, 1), thicker, images)
-    images = torch.where((stroke == 0).view(-1, 1, 1, 1), 0.5 * (images + thinner), images)
-    return (images > 0.5).to(torch.uint8) * 255, labels
-
-
-def _digit_glyphs(size):
-    """Typeset 0-9, centred, in each of matplotlib's DejaVu fonts: float (n_fonts, 10, size, size)."""
-    import matplotlib
-    from PIL import Image, ImageDraw, ImageFont
-
-    font_dir = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    font_names = ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf",
-                  "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSans-Oblique.ttf"]
-    glyphs = []
-    for font_name in font_names:
-        font = ImageFont.truetype(str(font_dir / font_name), size=int(size * 0.8))
-        for digit in "0123456789":
-            canvas = Image.new("L", (size, size), 0)
-            draw = ImageDraw.Draw(canvas)
-            left, top, right, bottom = draw.textbbox((0, 0), digit, font=font)
-            position = ((size - (right - left)) / 2 - left, (size - (bottom - top)) / 2 - top)
-            draw.text(position, digit, fill=255, font=font)
-            glyphs.append(torch.frombuffer(bytearray(canvas.tobytes()), dtype=torch.uint8).reshape(size, size).float())
-    return torch.stack(glyphs).reshape(len(font_names), 10, size, size) / 255
-
-
-def load_synthetic_digits(n_train=10000, n_test=2000, seed=0):
-    """The generated digits (see make_synthetic_digits), with disjoint seeds for train and test."""
-    train_x, train_y = make_synthetic_digits(n_train, seed=seed)
-    test_x, test_y = make_synthetic_digits(n_test, seed=seed + 1)
-    return train_x, train_y, test_x, test_y
-
-
-# --- Bonus: CelebA faces ---------------------------------------------------------------------
-
-def celeba_subset(dataset, n_images=50000, seed=0):
-    """A torch.utils.data.Subset of n_images distinct examples of dataset, chosen at random.
-
-    The same seed always gives the same subset; a dataset with fewer than n_images examples
-    is returned whole (as a Subset of all its indices).
-    """
-    # TODO (bonus): draw the indices with a torch.Generator seeded with seed (not the global
-    # random state), without repeats, and wrap them in torch.utils.data.Subset.
-    raise NotImplementedError("TODO (bonus) in vae.py is not done yet")
-
-
-CELEBA_SMILING = 31   # index of the "Smiling" attribute: the label that colours manifold.png
-
-
-def celeba_transform(image_size=64):
-    """The transform from a CelebA image (a 178 x 218 PIL image) to a float tensor (3, S, S)."""
-    # TODO (bonus): crop the centre of the face to a square, resize it to image_size x
-    # image_size, and turn it into a tensor (torchvision.transforms).
-    raise NotImplementedError("TODO (bonus) in vae.py is not done yet")
-
-
-def load_celeba(data_dir, image_size=64, n_images=50000, seed=0, n_workers=min(4, os.cpu_count() or 1)):
-    """A random subset of CelebA's train split (n_images) and of its test split (a tenth as
-    many), decoded once into uint8 tensors (N, 3, S, S); labels are the "Smiling" attribute."""
-    transform = celeba_transform(image_size)
-    splits = []
-    for split, n in (("train", n_images), ("test", max(1, n_images // 10))):
-        try:
-            faces = torchvision.datasets.CelebA(data_dir, split=split, target_type="attr",
-                                                transform=transform, download=False)
-        except RuntimeError as error:
-            raise DataNotFoundError(
-                f"CelebA is not in {Path(data_dir) / 'celeba'}: put img_align_celeba/ and the "
-                "list_*.txt and identity_CelebA.txt files there (torchvision's layout; "
-                "download them by hand from the CelebA web page).") from error
-        loader = torch.utils.data.DataLoader(celeba_subset(faces, n, seed), batch_size=256,
-                                             num_workers=n_workers)
-        images, labels = [], []
-        for x, attributes in tqdm(loader, desc=f"decoding CelebA {split}", leave=False):
-            images.append((x * 255).round().to(torch.uint8))
-            labels.append(attributes[:, CELEBA_SMILING].long())
-        splits += [torch.cat(images), torch.cat(labels)]
-    return tuple(splits)
-
-
-DATASETS = ("mnist", "mnist-test-split", "synthetic-digits", "celeba")
-
-
-def load_dataset(name, data_dir, image_size=64):
-    """Return train_images, train_labels, test_images, test_labels as uint8 / long tensors."""
-    if name == "mnist":
-        return load_mnist(data_dir)
-    if name == "mnist-test-split":
-        return load_mnist_test_split(data_dir)
-    if name == "synthetic-digits":
-        return load_synthetic_digits()
-    if name == "celeba":
-        return load_celeba(data_dir, image_size=image_size)
-    raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,13 +244,6 @@ METRICS_COLUMNS = ["epoch", "train_loss", "test_loss", "train_bce", "train_kld",
                    "test_kld", "seconds"]
 
 
-def read_metrics(path):
-    """Read perf_metrics.csv into a dict of column name -> list of floats."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {column: [float(row[column]) for row in rows] for column in (rows[0] if rows else [])}
-
-
 def plot_loss_curves(metrics_path, figure_path=None):
     """Plot the train and test loss per epoch from perf_metrics.csv; returns the Figure."""
     metrics = read_metrics(metrics_path)
@@ -504,11 +265,11 @@ def results_dir_name(autoencoder_type, hidden_layer_size, lr, n_epochs, dataset)
     return name if dataset == "mnist" else f"{name}-data={dataset}"
 
 
-def pick_device(name):
-    """"auto" picks a CUDA GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def load_dataset(name, data_dir):
+    """Return train_images, train_labels, test_images, test_labels as uint8 / long tensors."""
+    if name == "celeba":
+        return load_celeba(data_dir, celeba_transform(), celeba_subset)
+    return load_digits(name, data_dir)
 
 
 def train(args):
@@ -562,7 +323,7 @@ def parse_args(argv=None):
     parser.add_argument("--hidden_layer_size", type=int, default=512)
     parser.add_argument("--n_dims_code", type=int, default=2)
     parser.add_argument("--seed", type=int, default=8675309)
-    parser.add_argument("--dataset", choices=DATASETS, default="mnist",
+    parser.add_argument("--dataset", choices=[*DIGIT_DATASETS, "celeba"], default="mnist",
                         help="mnist (downloads when missing); mnist-test-split (only MNIST's 10,000 test "
                              "images, split 8,000/2,000); synthetic-digits (generated, offline, not MNIST); "
                              "celeba (bonus; files put in place by hand)")

@@ -1,0 +1,1 @@
+../common/kit_data.py

@@ -1,0 +1,68 @@
+"""Build the Gradescope autograder zip: setup.sh, run_autograder and the kit's grader.
+
+Gradescope unpacks the zip into /autograder/source, runs setup.sh once when it builds the image,
+then run_autograder for every submission (the submission in /autograder/submission, the results
+expected in /autograder/results/results.json). The zip holds the engine and this assignment's grader
+folder (probes, hidden tests, the math they judge with; not its selfcheck catalog), the reference
+solution with the kit's helper modules (to observe it) and the reference's metrics (the loss
+bands); nothing of authoring/ or qa/, nothing of the student release.
+"""
+
+import zipfile
+from pathlib import Path
+
+from .. import KIT_ROOT, graders
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends python3 python3-pip python3-venv bubblewrap
+cd /autograder/source
+python3 -m venv /autograder/venv
+/autograder/venv/bin/pip install --no-cache-dir torch torchvision --index-url https://download.pytorch.org/whl/cpu
+/autograder/venv/bin/pip install --no-cache-dir -r requirements.txt
+# Observe the reference solution once, so that grading a submission does not have to.
+/autograder/venv/bin/python -m autograder cache {name}
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this for every submission.
+cd /autograder/source
+exec /autograder/venv/bin/python -m autograder grade {name} /autograder/submission --out /autograder/results
+"""
+
+
+def package_files(assignment):
+    """(path in the zip, path on disk) of the kit files the grader needs."""
+    files = [("course_config.py", KIT_ROOT / "course_config.py"), ("requirements.txt", KIT_ROOT / "requirements.txt")]
+    package = KIT_ROOT / "autograder"
+    wanted = [package / "__init__.py", package / "__main__.py", *sorted((package / "engine").rglob("*")),
+              package / "graders" / "__init__.py", *sorted(graders.folder(assignment).rglob("*"))]
+    for path in wanted:
+        relative = path.relative_to(package)
+        if (path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".ini")
+                and "catalog" not in relative.parts):          # the selfcheck's entries: the kit's own checks
+            files.append((str(path.relative_to(KIT_ROOT)), path))
+    for path in (assignment.reference_file, *assignment.helper_paths):
+        files.append((str(path.relative_to(KIT_ROOT)), path))
+    metrics = assignment.solutions_dir / "metrics.json"
+    if metrics.is_file():
+        files.append((str(metrics.relative_to(KIT_ROOT)), metrics))
+    return files
+
+
+def build_gradescope_zip(assignment, out_path):
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out_path, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o755 << 16
+            zipped.writestr(info, text.format(name=assignment.name))
+        for name, path in package_files(assignment):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zipped.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return out_path

@@ -1,0 +1,518 @@
+"""Run the worker on one submission file, isolated, and collect its observations.
+
+With bubblewrap (bwrap): no network, its own PID namespace (nothing it starts outlives it),
+a private, size-limited /tmp (also its working directory), the system read-only, the kit
+invisible but for the engine's worker/ and the assignment's probes/, the submission copied into a scratch folder mounted
+read-only, an unprivileged uid. Always: limits on address space, CPU time, processes, file
+size; a wall-clock deadline per submission and per probe that kills the whole process tree;
+capped output. A probe that hangs or kills its process costs only itself: the worker is started
+again for the probes after it.
+"""
+
+import ctypes
+import dataclasses
+import json
+import os
+import resource
+import selectors
+import shutil
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORKER_DIR = Path(__file__).resolve().parent / "worker"
+MAX_PRINTED = 256 << 20          # past this much printing, the worker is stopped
+KEPT_PRINTED = 4096              # how much of the beginning and of the end of the printing is kept
+
+
+@dataclasses.dataclass
+class WorkerResult:
+    observations: dict                     # probe name -> {"ok": bool, "value" | "error"}
+    import_error: str = None               # why the submission could not be imported
+    notes: list = dataclasses.field(default_factory=list)   # timeouts, crashes, output caps
+    printed_head: str = ""
+    printed_tail: str = ""
+    printed_bytes: int = 0
+    tampered: str = None                   # which functions of the grader or torch the submission replaced
+    sandboxed: bool = False
+    isolation: str = ""                    # one line saying how the worker was isolated
+    seconds: float = 0.0
+
+
+def bwrap_path():
+    path = shutil.which("bwrap")
+    if path is None or os.environ.get("KIT_NO_BWRAP"):
+        return None
+    return path
+
+
+_BWRAP_WORKS = {}
+
+
+def bwrap_works(path):
+    """bwrap is installed and may create the namespaces we ask for (not always so in containers)."""
+    if path not in _BWRAP_WORKS:
+        args = [path, *_namespace_args(), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]
+        try:
+            _BWRAP_WORKS[path] = subprocess.run(args, capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            _BWRAP_WORKS[path] = False
+    return _BWRAP_WORKS[path]
+
+
+def _namespace_args():
+    args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--die-with-parent", "--new-session"]
+    if os.getuid() != 0:       # unprivileged: a user namespace, mapped to nobody
+        args += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]
+    return args
+
+
+def _python_roots():
+    """The folders the worker's Python needs, read-only: the interpreter and its packages."""
+    roots = {Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent}
+    for entry in sys.path:
+        if entry and ("site-packages" in entry or "dist-packages" in entry):
+            roots.add(Path(entry))
+    kept = []
+    for root in sorted(roots, key=lambda p: len(p.parts)):
+        if root.exists() and not any(root.is_relative_to(k) for k in kept) and root != Path("/"):
+            kept.append(root)
+    return kept
+
+
+def _bwrap_args(bwrap, scratch, tmp_bytes, probe_dir):
+    # /tmp, /proc and /dev first: a Python (or a kit checkout's .venv) under /tmp is bound over them.
+    args = [bwrap, *_namespace_args(), "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+    binds = []
+    for name in ("usr", "etc", "bin", "sbin", "lib", "lib64", "lib32", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            binds.append(path)
+    binds += [p for p in _python_roots() if not any(p.is_relative_to(b) for b in binds)]
+    parents = sorted({str(parent) for b in binds for parent in b.parents if str(parent) not in ("/", "/tmp")},
+                     key=lambda p: p.count("/"))
+    for parent in parents:
+        args += ["--perms", "0755", "--dir", parent]
+    for path in binds:
+        args += ["--ro-bind", str(path), str(path)]
+    args += ["--perms", "0755", "--dir", "/grader", "--ro-bind", str(WORKER_DIR), "/grader/worker",
+             "--ro-bind", str(probe_dir), "/grader/probes",
+             # read-only: what the submission writes goes to the size-limited /tmp, never to the host's disk
+             "--ro-bind", str(scratch), "/submission", "--chdir", "/tmp"]
+    return args
+
+
+def _set_limits(limits, nproc):
+    def apply():
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_bytes, limits.file_size_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    return apply
+
+
+def _pids_of(uid):
+    """PIDs of the processes that belong to uid (ours excluded)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def _kill_uid(uid):
+    """Kill every process of uid (the worker's own uid when the grader runs as root)."""
+    for _ in range(5):
+        pids = _pids_of(uid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+
+
+def become_subreaper():
+    """Orphans of the worker become our children, so they can be found and killed (no bwrap)."""
+    try:
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _children():
+    """PIDs of our own child processes (orphans adopted as subreaper included)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                        found.add(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+
+
+def _kill_children(keep):
+    """Kill and reap our child processes that are not in keep (those the worker left behind)."""
+    for _ in range(5):
+        left = _children() - keep
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (OSError, ChildProcessError):
+                pass
+
+
+def worker_uid():
+    """An unprivileged uid for this grading process's worker, distinct between concurrent graders."""
+    return 100000 + os.getpid() % 100000
+
+
+class _Session:
+    """One start of the worker: reads its observation lines and its printing until it ends."""
+
+    def __init__(self, command, env, cwd, limits, nproc, pass_fd_pair):
+        self.read_fd, write_fd = pass_fd_pair
+        self.process = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        pass_fds=(write_fd,), start_new_session=True,
+                                        preexec_fn=_set_limits(limits, nproc))
+        os.close(write_fd)
+        self.token = secrets.token_hex(16)    # lines without it are not the worker's
+        try:
+            self.process.stdin.write(f"{self.token}\n".encode())
+            self.process.stdin.close()
+        except OSError:                       # the worker is already gone: its end is read below
+            pass
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.read_fd, selectors.EVENT_READ, "observations")
+        self.selector.register(self.process.stdout, selectors.EVENT_READ, "printed")
+        self.buffer = b""
+        self.observation_bytes = 0
+
+    def kill(self):
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.process.kill()
+        except ProcessLookupError:
+            pass
+
+    def close(self):
+        self.kill()
+        self.process.wait()
+        self.selector.close()
+        os.close(self.read_fd)
+        self.process.stdout.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerJob:
+    """What the worker runs: the assignment's probes (probe_dir holds probe_module, which defines
+    PROBES), the name the submission is graded under (student_file, imported as its stem), and
+    the kit's helper modules copied beside it (the kit's copies, never the student's)."""
+    probe_dir: Path
+    student_file: str
+    probe_module: str = "probes"
+    helper_files: tuple = ()
+
+    @property
+    def module_name(self):
+        return Path(self.student_file).stem
+
+
+def run_worker(module_file, probe_names, seed, limits, job_spec, use_sandbox=True):
+    """Run the probes on module_file (the student file) in a worker; returns a WorkerResult.
+
+    limits: a course_config.Sandbox; job_spec: a WorkerJob. use_sandbox=False (or no usable
+    bwrap) runs with the limits alone, and the result says so."""
+    started = time.monotonic()
+    bwrap = bwrap_path() if use_sandbox else None
+    sandboxed = bwrap is not None and bwrap_works(bwrap)
+    result = WorkerResult(observations={}, sandboxed=sandboxed)
+    if sandboxed:
+        result.isolation = ("sandbox: bubblewrap (no network, own PID namespace, private /tmp, "
+                            "read-only system, kit hidden, unprivileged uid) plus resource limits")
+    elif use_sandbox:
+        result.isolation = ("sandbox: bubblewrap (bwrap) is not available here, so the submission ran "
+                            "with resource limits and a timeout only; install the Debian package "
+                            "'bubblewrap' for full isolation")
+    else:
+        result.isolation = "sandbox: off (trusted code), resource limits and timeouts only"
+
+    scratch = Path(tempfile.mkdtemp(prefix="kit-worker-"))
+    try:
+        _run_sessions(module_file, list(probe_names), seed, limits, bwrap if sandboxed else None,
+                      scratch, result, started, job_spec)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _prepare_scratch(module_file, scratch, uid, job_spec):
+    """Copy the submission's .py files into scratch (the student file normalised: no BOM, LF line
+    ends), then the kit's helper modules over any copy of them the submission holds."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir()
+    source_dir = Path(module_file).parent
+    for path in source_dir.glob("*.py"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_size < (4 << 20):
+            shutil.copyfile(path, scratch / path.name)
+    data = Path(module_file).read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    (scratch / job_spec.student_file).write_bytes(data.replace(b"\r\n", b"\n"))
+    for helper in job_spec.helper_files:
+        target = scratch / Path(helper).name
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        shutil.copyfile(helper, target)
+    if os.getuid() == 0:
+        for path in [scratch, *scratch.iterdir()]:
+            os.chown(path, uid, uid)
+    else:
+        os.chmod(scratch, 0o777)
+
+
+def _readable_by_all(path):
+    """Every folder from / down to path may be entered by any user (so a dropped uid can run Python)."""
+    path = Path(path).resolve()
+    return all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents])
+
+
+def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, started, job_spec):
+    uid = None
+    if os.getuid() == 0:
+        if bwrap or _readable_by_all(sys.base_prefix) and _readable_by_all(sys.prefix):
+            uid = worker_uid()
+        else:
+            result.isolation += ("; it ran as root, since this Python installation cannot be read by "
+                                 "an unprivileged user")
+    deadline_total = started + limits.wall_seconds
+    imported_once = False
+    while pending or not imported_once:
+        _prepare_scratch(module_file, scratch, uid if uid is not None else os.getuid(), job_spec)
+        job = {"probes": pending, "seed": seed, "threads": limits.torch_threads, "uid": uid,
+               "module_name": job_spec.module_name, "probe_module": job_spec.probe_module}
+        read_fd, write_fd = os.pipe()
+        job["fd"] = write_fd
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "USER": "student", "LOGNAME": "student",
+               "LANG": "C.UTF-8", "MPLCONFIGDIR": "/tmp/matplotlib", "MPLBACKEND": "Agg",
+               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": "",
+               "OMP_NUM_THREADS": str(limits.torch_threads), "TORCH_HOME": "/tmp/torch"}
+        if bwrap:
+            job["module"] = f"/submission/{job_spec.student_file}"
+            job["probe_dir"] = "/grader/probes"
+            command = [*_bwrap_args(bwrap, scratch, limits.file_size_bytes * 4, job_spec.probe_dir),
+                       sys.executable, "-I", "-B",
+                       "/grader/worker/worker.py", json.dumps(job)]
+            cwd = None
+        else:
+            job["module"] = str(scratch / job_spec.student_file)
+            job["probe_dir"] = str(job_spec.probe_dir)
+            env["TMPDIR"] = str(scratch)
+            env["HOME"] = env["MPLCONFIGDIR"] = env["TORCH_HOME"] = str(scratch)
+            command = [sys.executable, "-I", "-B", str(WORKER_DIR / "worker.py"), json.dumps(job)]
+            cwd = scratch
+            become_subreaper()
+        children_before = _children()
+        nproc = limits.max_processes if os.getuid() == 0 else len(_pids_of(os.getuid())) + 1 + limits.max_processes
+        session = _Session(command, env, cwd, limits, nproc, (read_fd, write_fd))
+        try:
+            outcome = _read_session(session, pending, limits, result, deadline_total, job_spec.student_file)
+        finally:
+            session.close()
+            if uid is not None:
+                _kill_uid(uid)
+            if not bwrap:
+                _kill_children(children_before)
+        if outcome == "tampered":
+            pending.clear()
+            return
+        if outcome == "import_failed":
+            if imported_once:        # it imported before: only the probes left are lost
+                for name in pending:
+                    result.observations.setdefault(name, {"ok": False, "value": None, "error": (
+                        f"not run: the worker could not be started again ({result.import_error})")})
+                result.import_error = None
+            pending.clear()
+            return
+        imported_once = True
+        if outcome == "out_of_time":
+            for name in pending:
+                result.observations.setdefault(name, {"ok": False, "value": None, "error": (
+                    f"not run: the submission used up its {limits.wall_seconds} s of grading time")})
+            pending.clear()
+            return
+
+
+def _read_session(session, pending, limits, result, deadline_total, student_file):
+    """Read one worker start to its end. Removes finished probes from pending. Returns
+    "done", "restart" (a probe hung or crashed; go on with the rest), "import_failed" or "out_of_time"."""
+    phase, current = "starting", None
+    deadline = time.monotonic() + limits.import_seconds
+    while True:
+        now = time.monotonic()
+        if now >= deadline_total:
+            session.kill()
+            if current:
+                _fail(result, pending, current, f"did not finish: the submission's {limits.wall_seconds} s "
+                                                 "of grading time ran out during it")
+            elif phase != "imported":
+                result.import_error = (f"importing {student_file} did not finish within the grading time "
+                                       f"({limits.wall_seconds} s): is there an endless loop at module level?")
+                return "import_failed"
+            return "out_of_time"
+        if now >= deadline:
+            session.kill()
+            if current:
+                _fail(result, pending, current, f"did not finish within {limits.probe_seconds} s "
+                                                 "(an endless loop, or waiting for something?)")
+                result.notes.append(f"probe {current} timed out after {limits.probe_seconds} s")
+                return "restart"
+            result.import_error = (f"importing {student_file} did not finish within {limits.import_seconds} s: "
+                                   "is there an endless loop, a long computation or training at module level? "
+                                   "Put training under `if __name__ == \"__main__\":`.")
+            return "import_failed"
+        events = session.selector.select(timeout=min(deadline, deadline_total) - now)
+        for key, _ in events:
+            if key.data == "printed":
+                chunk = os.read(key.fileobj.fileno(), 1 << 16)
+                if chunk:
+                    _keep_printed(result, chunk)
+                    if result.printed_bytes > MAX_PRINTED:
+                        session.kill()
+                        message = f"printed more than {MAX_PRINTED >> 20} MB; the grader stopped it"
+                        result.notes.append(message)
+                        if current:
+                            _fail(result, pending, current, message)
+                            return "restart"
+                        if phase != "imported":
+                            result.import_error = f"while being imported, {student_file} {message}"
+                            return "import_failed"
+                        return "restart"
+                else:
+                    session.selector.unregister(key.fileobj)
+                continue
+            chunk = os.read(session.read_fd, 1 << 16)
+            if not chunk:                        # the worker ended
+                session.selector.unregister(session.read_fd)
+                code = session.process.wait()
+                how = f"exit status {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
+                if phase != "imported":
+                    result.import_error = (f"the process ended while {student_file} was being imported "
+                                           f"({how}): does it call exit() or os._exit() at module level?"
+                                           if phase == "ready" else
+                                           f"the worker could not start ({how}); see the printed output")
+                    return "import_failed"
+                if current:
+                    _fail(result, pending, current, f"the process ended during this call ({how}): "
+                                                    "exit(), os._exit(), a crash, or too much memory?")
+                    return "restart"
+                return "done" if not pending else "restart"
+            session.observation_bytes += len(chunk)
+            if session.observation_bytes > limits.observations_bytes:
+                session.kill()
+                if current:
+                    _fail(result, pending, current, "sent too much data back")
+                return "restart" if phase == "imported" else _import_fail(result, "sent too much data back")
+            session.buffer += chunk
+            *lines, session.buffer = session.buffer.split(b"\n")
+            for line in lines:
+                message = _parse(line)
+                if message is None or message.get("token") != session.token:
+                    continue
+                event = message.get("event")
+                if event == "tampered":
+                    session.kill()
+                    result.tampered = (f"{str(message.get('when'))[:80]}, it replaced "
+                                       + ", ".join(str(n)[:60] for n in list(message.get("replaced") or [])[:10]))
+                    return "tampered"
+                if event == "ready" and phase == "starting":
+                    phase = "ready"
+                    deadline = time.monotonic() + limits.import_seconds
+                elif event == "import_error" and phase == "ready":
+                    result.import_error = str(message.get("error", "unknown error"))[:600]
+                    return "import_failed"
+                elif event == "done" and phase == "imported":
+                    _drain_printed(session, result)
+                    return "done" if not pending else "restart"
+                elif event == "imported" and phase == "ready":
+                    phase = "imported"
+                    deadline = time.monotonic() + limits.probe_seconds
+                elif phase == "imported" and message.get("probe") in pending:
+                    name = message["probe"]
+                    if message.get("status") == "start":
+                        current = name
+                    elif name == current and isinstance(message.get("ok"), bool):
+                        result.observations[name] = {"ok": message["ok"], "value": message.get("value"),
+                                                     "error": str(message.get("error", ""))[:600]}
+                        pending.remove(name)
+                        current = None
+                    deadline = time.monotonic() + limits.probe_seconds
+
+
+def _drain_printed(session, result, seconds=1.0):
+    """Read what the worker printed and has not been read yet (it flushed before saying done)."""
+    stdout = session.process.stdout
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        ready = [key for key, _ in session.selector.select(timeout=0.05) if key.fileobj is stdout]
+        if not ready:
+            return
+        chunk = os.read(stdout.fileno(), 1 << 16)
+        if not chunk:
+            session.selector.unregister(stdout)
+            return
+        _keep_printed(result, chunk)
+
+
+def _import_fail(result, why):
+    result.import_error = why
+    return "import_failed"
+
+
+def _fail(result, pending, name, error):
+    result.observations[name] = {"ok": False, "value": None, "error": error}
+    if name in pending:
+        pending.remove(name)
+
+
+def _parse(line):
+    try:
+        message = json.loads(line)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def _keep_printed(result, chunk):
+    if result.printed_bytes < KEPT_PRINTED:
+        result.printed_head += chunk[:KEPT_PRINTED - result.printed_bytes].decode("utf-8", "replace")
+    result.printed_bytes += len(chunk)
+    result.printed_tail = (result.printed_tail + chunk[-KEPT_PRINTED:].decode("utf-8", "replace"))[-KEPT_PRINTED:]

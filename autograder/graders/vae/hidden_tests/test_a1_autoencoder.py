@@ -1,0 +1,108 @@
+"""A.1: the autoencoder's layers, activations and generality."""
+
+from autograder.engine.judge import array, close, fail, graded, kind_of, matches_reference, with_context
+from autograder.graders.vae.oracle import decoder_candidates, diagnose, encoder_candidates
+from autograder.graders.vae.probes import inputs
+
+
+def layer_hint(part, got, expected):
+    if not got:
+        return (f"{part} called no nn.Linear layer registered on the model: create the layers in __init__ "
+                "as attributes (or nn.Sequential / nn.ModuleList) and call them in " + part)
+    if len(got) != len(expected):
+        return f"{part} called {len(got)} nn.Linear layer(s); this part of the network has {len(expected)}"
+    return (f"{part} called nn.Linear layers of shapes (in, out) {[tuple(s) for s in got]}: check each size "
+            "against n_dims_data, hidden_layer_size and n_dims_code, and the order of the layers")
+
+
+def check_layers(student, reference, part):
+    """The nn.Linear layers part ("encode" or "decode") calls are the reference's, in order."""
+    expected = reference.get("ae_structure", part, "layers")
+    got = student.get("ae_structure", part, "layers")
+    if got != expected:
+        fail(layer_hint(part, got, expected))
+
+
+@graded("A.1", 4, "Encoder layers: shapes and order")
+def test_ae_encoder_layers(student, reference):
+    check_layers(student, reference, "encode")
+
+
+@graded("A.1", 4, "Decoder layers: shapes and order")
+def test_ae_decoder_layers(student, reference):
+    check_layers(student, reference, "decode")
+
+
+@graded("A.1", 4, "encode gives the right code with known weights")
+def test_ae_encode_values(student, reference, tol, seed):
+    expected = array(reference.get("ae_copied", "encode", 0, "output"))
+    got = array(student.get("ae_copied", "encode", 0, "output"), "encode's output")
+    if close(got, expected, tol):
+        return
+    if got.shape != expected.shape:
+        fail(f"encode returned shape {got.shape} for a batch of {expected.shape[0]}; it should be (B, n_dims_code)")
+    x, _ = inputs.copied_inputs(seed, inputs.DEFAULT_SIZES)
+    fail(diagnose(got, encoder_candidates(seed, inputs.DEFAULT_SIZES, x), tol,
+                  "with the grader's weights copied into your layers, encode gives other codes than the "
+                  "reference: check linear -> ReLU -> linear, and that nothing else happens to x"))
+
+
+@graded("A.1", 4, "decode gives the right images with known weights")
+def test_ae_decode_values(student, reference, tol, seed):
+    expected = array(reference.get("ae_copied", "decode"))
+    got = array(student.get("ae_copied", "decode"), "decode's output")
+    if close(got, expected, tol):
+        return
+    if got.shape != expected.shape:
+        fail(f"decode returned shape {got.shape} for a batch of {expected.shape[0]} codes; it should be (B, n_dims_data)")
+    _, z = inputs.copied_inputs(seed, inputs.DEFAULT_SIZES)
+    if got.min() < 0 or got.max() > 1:
+        fail("the decoder's outputs leave (0, 1): is the sigmoid at the end missing?")
+    fail(diagnose(got, decoder_candidates(seed, inputs.DEFAULT_SIZES, z), tol,
+                  "with the grader's weights copied into your layers, decode gives other images than the "
+                  "reference: check linear -> ReLU -> linear -> sigmoid"))
+
+
+@graded("A.1", 2, "Other sizes work: nothing hard-coded")
+def test_ae_other_sizes(student, reference, tol):
+    for index, sizes in enumerate(inputs.OTHER_SIZES):
+        where = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        with with_context(f"With Autoencoder('ae', {where}): "):
+            for part in ("encode", "decode"):
+                expected = reference.get("ae_general", index, "structure", part, "layers")
+                got = student.get("ae_general", index, "structure", part, "layers")
+                if got != expected:
+                    hard_coded = matches_reference(student, reference, tol, "ae_structure", part, "layers")
+                    fail(layer_hint(part, got, expected) + ("; they are right at the default sizes: is a size "
+                                                            "hard-coded instead of taken from the arguments?"
+                                                            if hard_coded else ""))
+            pairs = [(("copied", "encode", 0, "output"), "encode"), (("copied", "decode"), "decode")]
+            for path, name in pairs:
+                expected = array(reference.get("ae_general", index, *path))
+                got = array(student.get("ae_general", index, *path), f"{name}'s output")
+                if not close(got, expected, tol):
+                    fail(f"{name} gives other values than the reference at these sizes, although it matches "
+                         "at the default sizes: is a number hard-coded?"
+                         if matches_reference(student, reference, tol, "ae_copied", *path[1:])
+                         else f"{name} gives other values than the reference (see its check at the default sizes)")
+
+
+@graded("A.1", 2, "encode, decode and forward return what the contract says")
+def test_ae_return_types(student, reference):
+    encoded = student.get("ae_structure", "encode", "output")
+    if kind_of(encoded) in ("tuple", "list"):
+        fail("`encode` returned a tuple for the plain autoencoder ('ae'): return the code z alone, "
+             "a tensor of shape (B, n_dims_code)")
+    if kind_of(encoded) != "tensor":
+        fail("`encode` should return a torch.Tensor for 'ae'")
+    if encoded["shape"] != reference.get("ae_structure", "encode", "output", "shape"):
+        fail(f"`encode` returned shape {tuple(encoded['shape'])}; it should be (B, n_dims_code)")
+    decoded = student.get("ae_structure", "decode", "output")
+    if kind_of(decoded) != "tensor" or decoded["shape"] != reference.get("ae_structure", "decode", "output", "shape"):
+        fail("`decode` should return one tensor of shape (B, n_dims_data)")
+    if decoded["min"] is None or decoded["min"] < 0 or decoded["max"] > 1:
+        fail("the decoder's outputs leave (0, 1): is the sigmoid at the end missing?")
+    forward = student.get("ae_structure", "forward")
+    items = forward.get("items", []) if isinstance(forward, dict) else []
+    if kind_of(forward) != "tuple" or len(items) != 3 or kind_of(items[2]) != "None":
+        fail("forward should return (x_hat, z, None) for 'ae'")
