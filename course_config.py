@@ -47,11 +47,18 @@ class Run:
     lr: float = 0.001
     n_epochs: int = 100
     n_dims_code: int = 2
+    variant: str = ""           # free-form: what tells runs of one task apart (a likelihood, a latent size)
+    patience: int = None        # early stopping after this many epochs without improvement (n_epochs: the most)
+    folder_name: str = None     # the results folder, for a student file that names it otherwise
 
     @property
     def folder(self):
         """The results folder name, exactly as vae.py's results_dir_name writes it."""
+        if self.folder_name:
+            return self.folder_name
         name = f"AE-arch={self.autoencoder_type}({self.hidden_layer_size})-lr={self.lr}-ep={self.n_epochs}"
+        if self.patience is not None:
+            name += f"-es={self.patience}"
         return name if self.dataset == "mnist" else f"{name}-data={self.dataset}"
 
     def argv(self, n_epochs=None, dataset=None):
@@ -113,6 +120,8 @@ class Assignment:
     tasks: tuple
     runs: tuple
     student_file: str = "vae.py"         # the file the hidden tests exercise (imported under its stem)
+    grader_dir: Path = None              # its grading folder; None: autograder/graders/<name>/
+    root: Path = ROOT                    # the course folder holding assignments/, release/, solutions/
     helpers: tuple = ("kit_data.py",)    # given modules of assignments/common/ the student file imports;
                                          # the grader supplies the kit's copies, never the student's
     notebook: str = "vae.ipynb"
@@ -128,15 +137,15 @@ class Assignment:
 
     @property
     def source_dir(self):
-        return ROOT / SOURCE_DIR / self.name
+        return self.root / SOURCE_DIR / self.name
 
     @property
     def release_dir(self):
-        return ROOT / RELEASE_DIR / self.name
+        return self.root / RELEASE_DIR / self.name
 
     @property
     def solutions_dir(self):
-        return ROOT / SOLUTIONS_DIR / self.name
+        return self.root / SOLUTIONS_DIR / self.name
 
     @property
     def reference_file(self):

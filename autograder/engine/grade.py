@@ -271,10 +271,9 @@ class GradingPlugin:
 
 def hidden_tests(assignment):
     """(nodeid-less) list of (module, function) of the hidden tests, for listings and checks."""
-    import importlib
     tests = []
     for path in sorted(graders.hidden_tests_dir(assignment).glob("test_*.py")):
-        module = importlib.import_module(f"{graders.__name__}.{assignment.name}.hidden_tests.{path.stem}")
+        module = graders.hidden_test_module(assignment, path.stem)
         tests += [(path.stem, getattr(module, n)) for n in dir(module)
                   if n.startswith("test_") and hasattr(getattr(module, n), "grading")]
     return tests
