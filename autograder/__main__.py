@@ -99,6 +99,11 @@ def cmd_demo(args):
     return 0
 
 
+def cmd_manual(args):
+    from .authoring.manual import main as manual_main
+    return manual_main(args)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +175,11 @@ def build_parser():
     p = commands.add_parser("cache", help="observe the reference solution now (grade does it when needed)")
     p.add_argument("assignment")
     p.set_defaults(func=cmd_cache)
+
+    p = commands.add_parser("manual", help="manual grading with nbgrader's formgrader, merged with the autograder")
+    from .authoring.manual import add_arguments as manual_arguments
+    manual_arguments(p)
+    p.set_defaults(func=cmd_manual)
     return parser
 
 
