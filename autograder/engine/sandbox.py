@@ -3,7 +3,12 @@
 With bubblewrap (bwrap): no network, its own PID namespace (nothing it starts outlives it),
 a private, size-limited /tmp (also its working directory), the system read-only, the kit
 invisible but for the engine's worker/ and the assignment's probes/, the submission copied into a scratch folder mounted
-read-only, an unprivileged uid. Always: limits on address space, CPU time, processes, file
+read-only, an unprivileged uid. Without bwrap, as root (Gradescope's containers): an
+unprivileged uid of its own, which can read only a root-owned copy of worker/ and probes/, its
+scratch copy of the submission and the Python installation: the kit, the cache, the output and
+submission folders are closed to it (their modes are narrowed and then checked as that uid), and
+it cannot signal the grader. Neither possible (not root, no bwrap): grading refuses unless an
+unsafe local run is asked for by name (KIT_UNSAFE_LOCAL=1, the CLI's --unsafe-local). Always: limits on address space, CPU time, processes, file
 size; a wall-clock deadline per submission and per probe that kills the whole process tree;
 capped output. A probe that hangs or kills its process costs only itself: the worker is started
 again for the probes after it.
@@ -15,6 +20,7 @@ import json
 import os
 import resource
 import selectors
+import stat
 import shutil
 import secrets
 import signal
@@ -27,6 +33,19 @@ from pathlib import Path
 WORKER_DIR = Path(__file__).resolve().parent / "worker"
 MAX_PRINTED = 256 << 20          # past this much printing, the worker is stopped
 KEPT_PRINTED = 4096              # how much of the beginning and of the end of the printing is kept
+UNSAFE_ENV = "KIT_UNSAFE_LOCAL"   # set: without bwrap and root, run the worker as this user anyway
+SECRETS_ENV = "KIT_SECRET_PATHS"  # os.pathsep-separated folders the worker must not read (output, submissions)
+KIT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class SandboxUnavailable(RuntimeError):
+    """No isolation that keeps the grader's secrets from the worker can be had on this machine."""
+
+
+def clean_text(text):
+    """Worker text made safe for a terminal: control characters (but newline and tab) escaped."""
+    return "".join(c if c in "\n\t" or c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in str(text))
 
 
 @dataclasses.dataclass
@@ -85,7 +104,7 @@ def _python_roots():
     return kept
 
 
-def _bwrap_args(bwrap, scratch, tmp_bytes, probe_dir):
+def _bwrap_args(bwrap, scratch, tmp_bytes, probe_dir, mounts=()):
     # /tmp, /proc and /dev first: a Python (or a kit checkout's .venv) under /tmp is bound over them.
     args = [bwrap, *_namespace_args(), "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
@@ -103,14 +122,17 @@ def _bwrap_args(bwrap, scratch, tmp_bytes, probe_dir):
         args += ["--perms", "0755", "--dir", parent]
     for path in binds:
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--perms", "0755", "--dir", "/grader", "--ro-bind", str(WORKER_DIR), "/grader/worker",
+    args += ["--perms", "0755", "--dir", "/grader", "--ro-bind", str(Path(probe_dir).parent / "worker"),
+             "/grader/worker",
              "--ro-bind", str(probe_dir), "/grader/probes",
              # read-only: what the submission writes goes to the size-limited /tmp, never to the host's disk
              "--ro-bind", str(scratch), "/submission", "--chdir", "/tmp"]
+    for host, name in mounts:           # WorkerJob.mounts: read-only folders beside the module
+        args += ["--ro-bind", str(host), f"/submission/{name}"]
     return args
 
 
-def _set_limits(limits, nproc):
+def _set_limits(limits, nproc, uid=None):
     def apply():
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
@@ -118,34 +140,65 @@ def _set_limits(limits, nproc):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if nproc is not None:
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        if uid is not None:          # never the grader's uid, and no way back (no_new_privs)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)     # PR_SET_NO_NEW_PRIVS
     return apply
 
 
 def _pids_of(uid):
-    """PIDs of the processes that belong to uid (ours excluded)."""
+    """PIDs of the live processes that belong to uid (ours excluded; zombies of ours are reaped)."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid():
             try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    pids.append(int(entry))
-            except OSError:
-                pass
+                if os.stat(f"/proc/{entry}").st_uid != uid:
+                    continue
+                with open(f"/proc/{entry}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state == "Z":
+                try:
+                    os.waitpid(int(entry), os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                continue
+            pids.append(int(entry))
     return pids
 
 
-def _kill_uid(uid):
-    """Kill every process of uid (the worker's own uid when the grader runs as root)."""
-    for _ in range(5):
-        pids = _pids_of(uid)
-        if not pids:
-            return
-        for pid in pids:
+def _kill_uid(uid, seconds=30):
+    """Kill every process of uid, however many generations it forked: a process of that uid sends
+    SIGKILL to all the uid's processes at once (kill -1), until none is left."""
+    stop = time.monotonic() + seconds
+    while _pids_of(uid) and time.monotonic() < stop:
+        try:
+            subprocess.run(["kill", "-KILL", "-1"], user=uid, group=uid, extra_groups=[],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            pass
+        time.sleep(0.02)
+
+
+def _remove_files_of(uid):
+    """What the worker uid left in the shared temporary folders (it may write only there and in its scratch)."""
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
             try:
-                os.kill(pid, signal.SIGKILL)
+                if entry.stat(follow_symlinks=False).st_uid == uid:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
             except OSError:
                 pass
-        time.sleep(0.05)
 
 
 def become_subreaper():
@@ -192,14 +245,15 @@ def worker_uid():
 class _Session:
     """One start of the worker: reads its observation lines and its printing until it ends."""
 
-    def __init__(self, command, env, cwd, limits, nproc, pass_fd_pair):
+    def __init__(self, command, env, cwd, limits, nproc, pass_fd_pair, drop_to=None):
         self.read_fd, write_fd = pass_fd_pair
         self.process = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         pass_fds=(write_fd,), start_new_session=True,
-                                        preexec_fn=_set_limits(limits, nproc))
+                                        preexec_fn=_set_limits(limits, nproc, drop_to))
         os.close(write_fd)
-        self.token = secrets.token_hex(16)    # lines without it are not the worker's
+        self.token = secrets.token_hex(16)    # lines that do not start with it are not the worker's
+        self.prefix = self.token.encode() + b" "
         try:
             self.process.stdin.write(f"{self.token}\n".encode())
             self.process.stdin.close()
@@ -238,10 +292,122 @@ class WorkerJob:
     student_file: str
     probe_module: str = "probes"
     helper_files: tuple = ()
+    mounts: tuple = ()          # (host folder, relative name): shown read-only beside the module
+                                # (bound with bwrap, copied without it)
 
     @property
     def module_name(self):
         return Path(self.student_file).stem
+
+
+def _python_readable():
+    """The Python installation, as a folder an unprivileged uid cannot reach, or None if all can."""
+    for root in _python_roots():
+        if not _readable_by_all(root):
+            return root
+    return None
+
+
+def isolation_mode(use_sandbox=True):
+    """How the worker will be isolated here: "bwrap", "uid" (root without bwrap), "trusted"
+    (use_sandbox=False: the reference) or "unsafe" (neither: refused unless asked for)."""
+    if not use_sandbox:
+        return "trusted"
+    bwrap = bwrap_path()
+    if bwrap is not None and bwrap_works(bwrap):
+        return "bwrap"
+    return "uid" if os.getuid() == 0 else "unsafe"
+
+
+def refusal(use_sandbox=True):
+    """Why grading must not run here (one sentence saying what to do), or None."""
+    mode = isolation_mode(use_sandbox)
+    if mode == "unsafe" and not os.environ.get(UNSAFE_ENV):
+        return ("bubblewrap (bwrap) cannot run here and the grader is not root, so a submission would run "
+                "as your own user and could read or change everything you can: install the Debian package "
+                "'bubblewrap', or, to check your own work only (never for grades), pass --unsafe-local.")
+    if mode == "uid" and _python_readable() is not None:
+        return (f"bubblewrap cannot run here, and the worker's unprivileged user cannot reach the Python "
+                f"installation ({_python_readable()}): install Python in a world-readable place, or make "
+                "its folders world-readable (chmod o+rx), or install bubblewrap.")
+    return None
+
+
+def secret_paths():
+    """What the worker must never read: the kit (reference solution, hidden tests, cache) and the
+    folders named in KIT_SECRET_PATHS (the output folder, the other submissions)."""
+    paths = [KIT_ROOT, *(Path(p) for p in os.environ.get(SECRETS_ENV, "").split(os.pathsep) if p)]
+    return [p.resolve() for p in paths if p.exists()]
+
+
+def _close(path, keep):
+    """Take the 'other' permissions from path, but only traversal where a kept path lies below it."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISLNK(info.st_mode) or path in keep:
+        return
+    below = [k for k in keep if k.is_relative_to(path)]
+    if not below:
+        if info.st_mode & 0o007:
+            os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o007)
+        return
+    os.chmod(path, (stat.S_IMODE(info.st_mode) & ~0o007) | 0o001)
+    for child in path.iterdir():
+        _close(child, keep)
+
+
+_CLOSED = {}
+
+
+def close_secrets(uid, keep):
+    """As root without bwrap: make the secret folders unreadable to uid, then check it as uid.
+    Raises SandboxUnavailable naming what is still readable."""
+    paths = secret_paths()
+    key = tuple(paths)
+    if _CLOSED.get(key) == uid:
+        return
+    keep = [Path(k).resolve() for k in keep]
+    for path in paths:
+        _close(path, keep)
+    tried = []
+    for path in paths:                       # the folder and what lies directly, or one level, below it
+        tried.append(str(path))
+        if path.is_dir():
+            for child in sorted(path.iterdir())[:200]:
+                if not any(k == child or k.is_relative_to(child) for k in keep):
+                    tried.append(str(child))
+                    if child.is_dir() and not child.is_symlink():
+                        tried += [str(c) for c in sorted(child.iterdir())[:50]]
+    check = ("import os, sys\n"
+             "for p in sys.argv[1:]:\n"
+             "    try:\n"
+             "        os.listdir(p) if os.path.isdir(p) else os.close(os.open(p, os.O_RDONLY))\n"
+             "        print(p)\n"
+             "    except OSError:\n"
+             "        pass\n")
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", check, *tried], capture_output=True, text=True,
+                          user=uid, group=uid, extra_groups=[], cwd="/", timeout=60)
+    readable = [line for line in done.stdout.splitlines() if line]
+    if done.returncode != 0 or readable:
+        raise SandboxUnavailable(f"the worker's user could still read {readable[:3] or done.stderr[-300:]}; "
+                                 "make these unreadable to other users (chmod o-rwx) or install bubblewrap")
+    _CLOSED[key] = uid
+
+
+def _stage(base, job_spec):
+    """A root-owned, world-readable copy of worker/ and of the probes in base/grader."""
+    grader = base / "grader"
+    grader.mkdir(mode=0o755)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(WORKER_DIR, grader / "worker", ignore=ignore)
+    shutil.copytree(job_spec.probe_dir, grader / "probes", ignore=ignore)
+    for folder, dirs, files in os.walk(grader):
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
+    return grader
 
 
 def run_worker(module_file, probe_names, seed, limits, job_spec, use_sandbox=True):
@@ -250,30 +416,36 @@ def run_worker(module_file, probe_names, seed, limits, job_spec, use_sandbox=Tru
     limits: a course_config.Sandbox; job_spec: a WorkerJob. use_sandbox=False (or no usable
     bwrap) runs with the limits alone, and the result says so."""
     started = time.monotonic()
-    bwrap = bwrap_path() if use_sandbox else None
-    sandboxed = bwrap is not None and bwrap_works(bwrap)
-    result = WorkerResult(observations={}, sandboxed=sandboxed)
-    if sandboxed:
-        result.isolation = ("sandbox: bubblewrap (no network, own PID namespace, private /tmp, "
-                            "read-only system, kit hidden, unprivileged uid) plus resource limits")
-    elif use_sandbox:
-        result.isolation = ("sandbox: bubblewrap (bwrap) is not available here, so the submission ran "
-                            "with resource limits and a timeout only; install the Debian package "
-                            "'bubblewrap' for full isolation")
-    else:
-        result.isolation = "sandbox: off (trusted code), resource limits and timeouts only"
-
-    scratch = Path(tempfile.mkdtemp(prefix="kit-worker-"))
+    why_not = refusal(use_sandbox)
+    if why_not:
+        raise SandboxUnavailable(why_not)
+    mode = isolation_mode(use_sandbox)
+    result = WorkerResult(observations={}, sandboxed=mode in ("bwrap", "uid"))
+    result.isolation = {
+        "bwrap": "sandbox: bubblewrap (no network, own PID namespace, private /tmp, read-only system, kit "
+                 "hidden, unprivileged uid) plus resource limits",
+        "uid": "sandbox: an unprivileged uid of its own (bubblewrap cannot run here) that can read only the "
+               "worker, the probes, its copy of the submission and Python, plus resource limits",
+        "unsafe": "sandbox: NONE: an unsafe local run as your own user (--unsafe-local), resource limits "
+                  "and timeouts only; never use it for grades",
+        "trusted": "sandbox: off (trusted code), resource limits and timeouts only"}[mode]
+    base = Path(tempfile.mkdtemp(prefix="kit-worker-"))
     try:
-        _run_sessions(module_file, list(probe_names), seed, limits, bwrap if sandboxed else None,
-                      scratch, result, started, job_spec)
+        os.chmod(base, 0o711)                # others may pass through to their scratch, never list
+        job = dataclasses.replace(job_spec, probe_dir=_stage(base, job_spec) / "probes")
+        uid = worker_uid() if os.getuid() == 0 and mode in ("bwrap", "uid") else None
+        if mode == "uid":
+            close_secrets(uid, [*_python_roots(), base])
+            become_subreaper()
+        _run_sessions(module_file, list(probe_names), seed, limits, bwrap_path() if mode == "bwrap" else None,
+                      base / "submission", result, started, job, uid, mode)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _prepare_scratch(module_file, scratch, uid, job_spec):
+def _prepare_scratch(module_file, scratch, uid, job_spec, bwrap=None):
     """Copy the submission's .py files into scratch (the student file normalised: no BOM, LF line
     ends), then the kit's helper modules over any copy of them the submission holds."""
     if scratch.exists():
@@ -292,11 +464,15 @@ def _prepare_scratch(module_file, scratch, uid, job_spec):
         if target.is_symlink() or target.exists():
             target.unlink()
         shutil.copyfile(helper, target)
-    if os.getuid() == 0:
+    for host, name in job_spec.mounts:     # a mount point for bwrap, else a copy
+        if bwrap:
+            (scratch / name).mkdir(parents=True, exist_ok=True)
+        else:
+            shutil.copytree(host, scratch / name, symlinks=False)
+    if uid is not None:                      # its own, closed to every other worker
         for path in [scratch, *scratch.iterdir()]:
             os.chown(path, uid, uid)
-    else:
-        os.chmod(scratch, 0o777)
+        os.chmod(scratch, 0o700)
 
 
 def _readable_by_all(path):
@@ -305,19 +481,12 @@ def _readable_by_all(path):
     return all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents])
 
 
-def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, started, job_spec):
-    uid = None
-    if os.getuid() == 0:
-        if bwrap or _readable_by_all(sys.base_prefix) and _readable_by_all(sys.prefix):
-            uid = worker_uid()
-        else:
-            result.isolation += ("; it ran as root, since this Python installation cannot be read by "
-                                 "an unprivileged user")
+def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, started, job_spec, uid, mode):
     deadline_total = started + limits.wall_seconds
     imported_once = False
     while pending or not imported_once:
-        _prepare_scratch(module_file, scratch, uid if uid is not None else os.getuid(), job_spec)
-        job = {"probes": pending, "seed": seed, "threads": limits.torch_threads, "uid": uid,
+        _prepare_scratch(module_file, scratch, uid, job_spec, bwrap)
+        job = {"probes": pending, "seed": seed, "threads": limits.torch_threads, "uid": uid if bwrap else None,
                "module_name": job_spec.module_name, "probe_module": job_spec.probe_module}
         read_fd, write_fd = os.pipe()
         job["fd"] = write_fd
@@ -328,7 +497,8 @@ def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, st
         if bwrap:
             job["module"] = f"/submission/{job_spec.student_file}"
             job["probe_dir"] = "/grader/probes"
-            command = [*_bwrap_args(bwrap, scratch, limits.file_size_bytes * 4, job_spec.probe_dir),
+            command = [*_bwrap_args(bwrap, scratch, limits.file_size_bytes * 4, job_spec.probe_dir,
+                                    job_spec.mounts),
                        sys.executable, "-I", "-B",
                        "/grader/worker/worker.py", json.dumps(job)]
             cwd = None
@@ -337,18 +507,20 @@ def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, st
             job["probe_dir"] = str(job_spec.probe_dir)
             env["TMPDIR"] = str(scratch)
             env["HOME"] = env["MPLCONFIGDIR"] = env["TORCH_HOME"] = str(scratch)
-            command = [sys.executable, "-I", "-B", str(WORKER_DIR / "worker.py"), json.dumps(job)]
+            command = [sys.executable, "-I", "-B", str(Path(job_spec.probe_dir).parent / "worker" / "worker.py"),
+                       json.dumps(job)]
             cwd = scratch
             become_subreaper()
         children_before = _children()
-        nproc = limits.max_processes if os.getuid() == 0 else len(_pids_of(os.getuid())) + 1 + limits.max_processes
-        session = _Session(command, env, cwd, limits, nproc, (read_fd, write_fd))
+        nproc = limits.max_processes if uid is not None else len(_pids_of(os.getuid())) + 1 + limits.max_processes
+        session = _Session(command, env, cwd, limits, nproc, (read_fd, write_fd), uid if mode == "uid" else None)
         try:
             outcome = _read_session(session, pending, limits, result, deadline_total, job_spec.student_file)
         finally:
             session.close()
             if uid is not None:
                 _kill_uid(uid)
+                _remove_files_of(uid)
             if not bwrap:
                 _kill_children(children_before)
         if outcome == "tampered":
@@ -444,20 +616,22 @@ def _read_session(session, pending, limits, result, deadline_total, student_file
             session.buffer += chunk
             *lines, session.buffer = session.buffer.split(b"\n")
             for line in lines:
-                message = _parse(line)
-                if message is None or message.get("token") != session.token:
+                if not line.startswith(session.prefix):     # not the worker's: never parsed
+                    continue
+                message = _parse(line[len(session.prefix):])
+                if message is None:
                     continue
                 event = message.get("event")
                 if event == "tampered":
                     session.kill()
-                    result.tampered = (f"{str(message.get('when'))[:80]}, it replaced "
-                                       + ", ".join(str(n)[:60] for n in list(message.get("replaced") or [])[:10]))
+                    result.tampered = clean_text(f"{str(message.get('when'))[:80]}, it replaced "
+                                                 + ", ".join(str(n)[:60] for n in list(message.get("replaced") or [])[:10]))
                     return "tampered"
                 if event == "ready" and phase == "starting":
                     phase = "ready"
                     deadline = time.monotonic() + limits.import_seconds
                 elif event == "import_error" and phase == "ready":
-                    result.import_error = str(message.get("error", "unknown error"))[:600]
+                    result.import_error = clean_text(str(message.get("error", "unknown error"))[:600])
                     return "import_failed"
                 elif event == "done" and phase == "imported":
                     _drain_printed(session, result)
@@ -471,7 +645,7 @@ def _read_session(session, pending, limits, result, deadline_total, student_file
                         current = name
                     elif name == current and isinstance(message.get("ok"), bool):
                         result.observations[name] = {"ok": message["ok"], "value": message.get("value"),
-                                                     "error": str(message.get("error", ""))[:600]}
+                                                     "error": clean_text(str(message.get("error", ""))[:600])}
                         pending.remove(name)
                         current = None
                     deadline = time.monotonic() + limits.probe_seconds
@@ -513,6 +687,7 @@ def _parse(line):
 
 def _keep_printed(result, chunk):
     if result.printed_bytes < KEPT_PRINTED:
-        result.printed_head += chunk[:KEPT_PRINTED - result.printed_bytes].decode("utf-8", "replace")
+        result.printed_head += clean_text(chunk[:KEPT_PRINTED - result.printed_bytes].decode("utf-8", "replace"))
     result.printed_bytes += len(chunk)
-    result.printed_tail = (result.printed_tail + chunk[-KEPT_PRINTED:].decode("utf-8", "replace"))[-KEPT_PRINTED:]
+    result.printed_tail = (result.printed_tail
+                           + clean_text(chunk[-KEPT_PRINTED:].decode("utf-8", "replace")))[-KEPT_PRINTED:]

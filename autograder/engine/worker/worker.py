@@ -25,13 +25,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # -I leaves the
 
 
 def make_sender(fd, token):
-    """A function that writes one JSON line, stamped with token, to fd. It holds its own
+    """A function that writes one JSON line, after token and a space, to fd. It holds its own
     references to os.write and json.dumps, so a submission that replaces those later does not
     change what is sent."""
     write, dumps = os.write, json.dumps
+    prefix = token + " "
 
     def send(message):
-        data = (dumps({**message, "token": token}) + "\n").encode()
+        data = (prefix + dumps(message) + "\n").encode()
         while data:
             data = data[write(fd, data):]
     return send
@@ -80,6 +81,72 @@ def make_tamper_check(probe_dir, probe_module):
     return replaced
 
 
+REFUSED_EVENTS = ("sys._current_frames", "sys._current_exceptions", "sys.settrace", "sys.setprofile",
+                  "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.remote_exec")
+FRAME_ATTRIBUTES = ("tb_frame", "gi_frame", "cr_frame", "ag_frame")
+
+
+def code_objects(functions):
+    """The code objects of functions and of every function defined inside them."""
+    found, stack = set(), [getattr(getattr(f, "__func__", f), "__code__", None) for f in functions]
+    while stack:
+        code = stack.pop()
+        if code is not None and hasattr(code, "co_consts") and id(code) not in found:
+            found.add(id(code))
+            stack.extend(c for c in code.co_consts if hasattr(c, "co_consts"))
+    return found
+
+
+def install_audit_hook(trusted_functions):
+    """Refuse, from here on, what reaches the worker's state from submitted code: frames (through
+    a traceback, a generator, sys._getframe when it would return the worker's own frames), the garbage collector's lists, tracing, ctypes.
+    Frames stay available to trusted_functions' own code (the probes' error messages walk a
+    traceback) and to the traceback module when called by it. A refused call raises ValueError,
+    which the standard library treats as "no frame here" (namedtuple, typing, logging go on)."""
+    import traceback
+    trusted = code_objects(trusted_functions)
+    helpers = code_objects([v for m in (traceback, linecache_module()) for v in vars(m).values()
+                            if callable(v)] + [v for cls in (traceback.StackSummary, traceback.FrameSummary,
+                                               traceback.TracebackException) for v in vars(cls).values()])
+    inside, getframe, get_ident = set(), sys._getframe, __import__("_thread").get_ident
+
+    def called_by_trusted():
+        thread = get_ident()
+        if thread in inside:
+            return True                      # our own look at the stack below
+        inside.add(thread)
+        try:
+            frame = getframe(2)              # 0: here, 1: the hook, 2: the code that raised the event
+            for _ in range(12):
+                if frame is None:
+                    return False
+                code = id(frame.f_code)
+                if code in trusted:
+                    return True
+                if code not in helpers:
+                    return False
+                frame = frame.f_back
+            return False
+        finally:
+            inside.discard(thread)
+
+    def hook(event, args):
+        if get_ident() in inside:
+            return
+        if event in REFUSED_EVENTS or event.startswith("ctypes.") or (
+                event == "sys._getframe" and args and id(getattr(args[0], "f_code", None)) in trusted
+                and not called_by_trusted()) or (
+                event == "object.__getattr__" and len(args) > 1 and args[1] in FRAME_ATTRIBUTES
+                and not called_by_trusted()):
+            raise ValueError(f"the grader does not allow {event} in submitted code")
+    sys.addaudithook(hook)
+
+
+def linecache_module():
+    import linecache
+    return linecache
+
+
 def drop_privileges(uid):
     """As root inside the sandbox: become an unprivileged uid that can never regain privileges."""
     if uid is None or os.getuid() != 0:
@@ -120,6 +187,9 @@ def main():
     probe_functions, error_text, exit_now = dict(probes.PROBES), probes.error_text, os._exit
     tampered = make_tamper_check(job["probe_dir"], job["probe_module"])
     student_file = os.path.basename(job["module"])
+    import linecache  # noqa: F401             (loaded before the hook, never by submitted code)
+    install_audit_hook([main, make_tamper_check, watched_functions, probe_modules, make_sender,
+                        *[v for m in probe_modules(job["probe_dir"]) for v in vars(m).values() if callable(v)]])
     send({"event": "ready"})
 
     try:
