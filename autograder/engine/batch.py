@@ -32,6 +32,26 @@ def safe_name(name):
     return cleaned[:100]
 
 
+def output_folders(names):
+    """A distinct output folder per submission name, even where names clean up (or fold case) alike:
+    'alice', 'alice.zip' and 'alice-2' never share one."""
+    names = list(names)
+    bases = {name: safe_name(Path(name).stem if name.lower().endswith(".zip") else name) for name in names}
+    taken, folders = set(), {}
+    for name in sorted(names):               # names that are already clean keep their folder first
+        if bases[name] == name and name.lower() not in taken:
+            taken.add(name.lower())
+            folders[name] = name
+    for name in sorted(set(names) - set(folders)):
+        folder, n = bases[name], 1
+        while folder.lower() in taken:
+            n += 1
+            folder = f"{bases[name]}-{n}"
+        taken.add(folder.lower())
+        folders[name] = folder
+    return folders
+
+
 def unzip_safely(archive, target):
     """Unpack a .zip submission, refusing paths that leave target and archives that are too large."""
     with zipfile.ZipFile(archive) as zipped:
@@ -94,10 +114,7 @@ def run_batch(assignment, submissions_dir, out_dir, jobs=None, use_sandbox=True)
     reference_observations(assignment)          # computed once here, not by every grader at once
     jobs = jobs or os.cpu_count() or 1
     timeout = assignment.sandbox.wall_seconds * 2 + 120
-    names = {}
-    for name, _ in submissions:                  # distinct output folders even when names collide
-        base = safe_name(Path(name).stem if name.lower().endswith(".zip") else name)
-        names[name] = base if base not in names.values() else f"{base}-{len(names)}"
+    names = output_folders(name for name, _ in submissions)
     rows = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(grade_one, assignment, name, path, out_dir / names[name], use_sandbox, timeout)
