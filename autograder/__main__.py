@@ -27,6 +27,21 @@ def cmd_release(args):
     return 0
 
 
+def _isolation_refused(args, *secret_folders):
+    """Print why grading cannot run isolated here and return 2, or note what the worker must not read."""
+    from .engine import sandbox
+    if getattr(args, "unsafe_local", False):
+        os.environ[sandbox.UNSAFE_ENV] = "1"
+    why_not = sandbox.refusal(not args.no_sandbox)
+    if why_not:
+        print(f"error: {why_not}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    os.environ[sandbox.SECRETS_ENV] = os.pathsep.join(
+        [os.environ.get(sandbox.SECRETS_ENV, ""), *map(os.path.abspath, secret_folders)]).strip(os.pathsep)
+    return None
+
+
 def cmd_grade(args):
     from .engine.grade import grade_to
     assignment = course_config.get_assignment(args.assignment)
@@ -34,6 +49,9 @@ def cmd_grade(args):
         print(f"error: {args.submission} is not a folder: unpack the submission into a folder and grade that.",
               file=sys.stderr)
         return 2
+    refused = _isolation_refused(args, args.out, args.submission)
+    if refused:
+        return refused
     results = grade_to(assignment, args.submission, args.out, use_sandbox=not args.no_sandbox)
     print(f"{args.submission}: {results['score']} autograded points; results in {args.out}/results.json, "
           f"feedback in {args.out}/feedback.md")
@@ -46,6 +64,9 @@ def cmd_batch(args):
     if not os.path.isdir(args.submissions):
         print(f"error: {args.submissions} is not a folder of submissions.", file=sys.stderr)
         return 2
+    refused = _isolation_refused(args, args.out, args.submissions)
+    if refused:
+        return refused
     rows = run_batch(assignment, args.submissions, args.out, jobs=args.jobs, use_sandbox=not args.no_sandbox)
     problems = [r for r in rows if r["status"] != "graded"]
     print(f"Graded {len(rows)} submission(s) into {args.out}/ (grades.csv)"
@@ -118,6 +139,8 @@ def build_parser():
     p.add_argument("submission", help="the submission folder (vae.py, vae.ipynb, results/)")
     p.add_argument("--out", required=True, help="where results.json and feedback.md go")
     p.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (limits and timeouts stay)")
+    p.add_argument("--unsafe-local", action="store_true",
+                   help="without bubblewrap and not root: run the submission as yourself (your own check only)")
     p.set_defaults(func=cmd_grade)
 
     p = commands.add_parser("batch", help="grade every submission folder (or .zip) under a folder")
@@ -126,6 +149,8 @@ def build_parser():
     p.add_argument("--out", required=True, help="one folder per submission and grades.csv go here")
     p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: the CPU count)")
     p.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (limits and timeouts stay)")
+    p.add_argument("--unsafe-local", action="store_true",
+                   help="without bubblewrap and not root: run the submissions as yourself (never for grades)")
     p.set_defaults(func=cmd_batch)
 
     p = commands.add_parser("package", help="build a grading package")
