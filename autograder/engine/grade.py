@@ -195,13 +195,65 @@ def load_bands(assignment):
     return json.loads(path.read_text())
 
 
-class ResultFiles:
-    """The submission's results/ folder as the hidden tests see it."""
+def evidence_module(assignment):
+    """The assignment's evidence probes (graders/<name>/evidence/probes.py), or None."""
+    import importlib
+    folder = graders.folder(assignment) / "evidence"
+    if not (folder / "probes.py").is_file():
+        return None
+    return importlib.import_module(f"{graders.__name__}.{assignment.name}.evidence.probes")
 
-    def __init__(self, results_dir, assignment, metrics):
+
+def run_evidence(assignment, results_dir, use_sandbox=True):
+    """Run the assignment's evidence probes, if it has any, in the sandboxed worker on the submitted
+    results/ (read-only) and the course's data: they recompute the result files from the submitted
+    model and never import the student's code. Returns {probe name: observation}, or None."""
+    module = evidence_module(assignment)
+    if module is None or results_dir is None:
+        return None
+    context = {"runs": {run.task: {**dataclasses.asdict(run), "folder": run.folder} for run in assignment.runs},
+               "seeds": dataclasses.asdict(assignment.seeds), "image_side": dict(assignment.image_side)}
+    mounts = [(results_dir, "results")]
+    for part in getattr(module, "DATA_FILES", ()):
+        if (course_config.SHARED_DATA_DIR / part).is_dir():
+            mounts.append((course_config.SHARED_DATA_DIR / part, f"data/{part}"))
+    with tempfile.TemporaryDirectory(prefix="kit-evidence-") as job_dir:
+        job_file = Path(job_dir) / "evidence_job.py"
+        job_file.write_text(f"import json\nCONTEXT = json.loads({json.dumps(context)!r})\n")
+        job = sandbox.WorkerJob(probe_dir=Path(module.__file__).parent, student_file=job_file.name,
+                                mounts=tuple(mounts))
+        result = sandbox.run_worker(job_file, sorted(module.PROBES), assignment.seeds.probes,
+                                    assignment.sandbox, job, use_sandbox=use_sandbox)
+    if result.import_error:
+        raise RuntimeError(f"the evidence probes could not start: {result.import_error}")
+    return result.observations
+
+
+class ResultFiles:
+    """The submission's results/ folder as the hidden tests see it. evidence: the evidence
+    probes' observations (None when the assignment has none); notes: lines the tests add to the
+    feedback's "About your files" (a check skipped, and why)."""
+
+    def __init__(self, results_dir, assignment, metrics, evidence=None):
         self.results_dir = results_dir
         self.assignment = assignment
         self.metrics = metrics or {}
+        self.evidence_observations = evidence
+        self.notes = []
+
+    def evidence(self, task_id):
+        """The evidence probe's value for task_id, or None when there are no evidence probes."""
+        if self.evidence_observations is None:
+            return None
+        observed = self.evidence_observations.get(task_id)
+        if observed is None or not observed.get("ok"):
+            judge.fail("the grader could not recompute this run's results from its model.pt ("
+                       + (observed or {}).get("error", "no observation") + ")")
+        return observed["value"]
+
+    def note(self, line):
+        if line not in self.notes:
+            self.notes.append(line)
 
     def run(self, task_id):
         return self.assignment.run(task_id)
@@ -342,7 +394,9 @@ def grade_submission(assignment, submission_dir, use_sandbox=True):
         if metrics is None:
             instructor.append("warning: no reference metrics (solutions/.../metrics.json): final losses are only "
                               "checked for going down.")
-        tests = run_hidden_tests(assignment, student, reference, ResultFiles(found.results, assignment, metrics))
+        result_files = ResultFiles(found.results, assignment, metrics, run_evidence(assignment, found.results, use_sandbox))
+        tests = run_hidden_tests(assignment, student, reference, result_files)
+        found.messages += result_files.notes
     seconds = time.monotonic() - started
     results = build_results(assignment, tests, found, worker, seconds)
     return results, build_feedback(assignment, tests, found, worker), instructor

@@ -3,6 +3,7 @@
 import numpy as np
 
 from autograder.engine.judge import array, close, fail, graded, kind_of, png_size
+from autograder.graders.vae.hidden_tests.checks import check_image_evidence
 from autograder.graders.vae.probes import inputs
 
 
@@ -77,6 +78,7 @@ def check_manifold_files(results, task_id):
     if size != expected:
         fail(f"results/{folder.name}/manifold_digits.png is {size[0]}x{size[1]} pixels; the 20x20 grid of "
              f"decoded codes is {expected[0]}x{expected[1]}")
+    check_image_evidence(results, task_id, "manifold_digits")
 
 
 @graded("C", 2, "AE latent-space figures: manifold_digits.png and manifold.png")
