@@ -246,9 +246,11 @@ class ResultFiles:
         if self.evidence_observations is None:
             return None
         observed = self.evidence_observations.get(task_id)
-        if observed is None or not observed.get("ok"):
+        if observed is None:                # no evidence probe for this task's run
+            return None
+        if not observed.get("ok"):
             judge.fail("the grader could not recompute this run's results from its model.pt ("
-                       + (observed or {}).get("error", "no observation") + ")")
+                       + str(observed.get("error")) + ")")
         return observed["value"]
 
     def note(self, line):
