@@ -137,4 +137,11 @@ RESULTS = (
                    r.drop_run("bonus")),
 )
 
-MUTANTS = ARCHITECTURE + VAE + KL + LOSS + LATENT + BONUS + RESULTS
+MONTE_CARLO = (
+    code_mutant("m_monte_carlo_sums_samples", "monte_carlo_loss sums the L samples' terms instead of averaging",
+                ("B.2",), Edit(s.MONTE_CARLO_MEAN, s.MONTE_CARLO_MEAN.replace(".mean()", ".sum()"))),
+    code_mutant("m_monte_carlo_first_sample", "monte_carlo_loss decodes only the first noise sample L times",
+                ("B.2",), Edit(s.MONTE_CARLO_MEAN, "    terms = [terms[0]] * len(terms)\n" + s.MONTE_CARLO_MEAN)),
+)
+
+MUTANTS = ARCHITECTURE + VAE + KL + LOSS + LATENT + BONUS + RESULTS + MONTE_CARLO

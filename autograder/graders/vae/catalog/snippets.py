@@ -75,3 +75,6 @@ TRANSFORM_START = "    # image_size, and turn it into a tensor (torchvision.tran
 # Anchors for code added to a whole module (hostile entries), present in the release too.
 AFTER_IMPORTS = "from tqdm.auto import tqdm\n"
 MAIN_GUARD = '\nif __name__ == "__main__":\n    main()\n'
+
+# B.2: monte_carlo_loss's average over the L samples.
+MONTE_CARLO_MEAN = "    return tuple(torch.stack(term).mean() for term in zip(*terms))\n"

@@ -357,5 +357,44 @@ def probe_celeba_transform(module, seed):
     return {"size64": attempt(_transform, module, 64, seed), "size32": attempt(_transform, module, 32, seed)}
 
 
+# --- B.2: the L-sample Monte Carlo estimator (monte_carlo_loss) ---------------------------------
+
+MONTE_CARLO_CASES = {"L4": 4, "L1": 1}       # case -> L, the number of noise samples eps the probe fixes
+
+
+class MonteCarloStandIn(StandInModel):
+    """The stand-in model with a correct loss_function (summed BCE, closed-form KL), so that
+    monte_carlo_loss is judged on its own, whatever the submission's encoder and KL do."""
+
+    def loss_function(self, recon_x, x, mu, logvar):
+        bce = nn.functional.binary_cross_entropy(recon_x, x.reshape(recon_x.shape), reduction="sum")
+        kld = 0.5 * torch.sum(mu.pow(2) + logvar.exp() - logvar - 1)
+        return bce + kld, bce, kld
+
+
+def monte_carlo_inputs(seed, n_samples, n=6, n_dims=20, n_dims_code=3):
+    """(x (n, n_dims) of 0 and 1, the stand-in's (W_mu, W_logvar), eps (n_samples, n, n_dims_code))."""
+    x = inputs.binary_batch(seed, n, n_dims, salt=9)
+    eps = torch.randn(n_samples, n, n_dims_code, generator=inputs.generator(seed, 9, n_samples))
+    return x, inputs.probe_model_weights(seed, n_dims, n_dims_code), eps
+
+
+def _monte_carlo(module, n_samples, seed, with_eps):
+    x, (w_mu, w_logvar), eps = monte_carlo_inputs(seed, n_samples)
+    model = MonteCarloStandIn("vae", w_mu, w_logvar)
+    torch.manual_seed(seed)
+    out = module.monte_carlo_loss(model, x, n_samples, eps if with_eps else None)
+    if not isinstance(out, tuple) or len(out) != 3:
+        return {"returned": describe(out)}
+    return {"loss": describe(out[0]), "bce": describe(out[1]), "kld": describe(out[2])}
+
+
+def probe_monte_carlo(module, seed):
+    result = {case: attempt(_monte_carlo, module, n_samples, seed, True)
+              for case, n_samples in MONTE_CARLO_CASES.items()}
+    result["L3_drawn"] = attempt(_monte_carlo, module, 3, seed, False)    # eps=None: its own noise
+    return result
+
+
 PROBES = {name[len("probe_"):]: function for name, function in sorted(globals().items())
           if name.startswith("probe_") and callable(function)}
