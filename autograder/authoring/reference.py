@@ -122,6 +122,96 @@ def band(values, tolerances, standard_split=True):
             "seeds": len(values)}
 
 
+SHORT_EPOCHS = 5     # a run this short must fall outside the bands (measured, see measured_band)
+
+
+def measured_band(finals, short_finals, other_column_finals, tolerances):
+    """A loss band sized on measured differences, not on a flat percentage.
+
+    finals: the seeds' final values of one column; short_finals: the same seeds' values after a
+    short run (SHORT_EPOCHS epochs, same data and seeds); other_column_finals: the seeds' final
+    values of the other loss column (train vs test). The band is
+        high = mean + max(sigmas * std, (short mean - mean) / 2): halfway to where a short run lands,
+        low  = mean - (sigmas * std + generalisation gap): the gap |mean test - mean train| is what
+               more training data can close (a student's run on other data sees more images).
+    A short run therefore lands outside the band by construction (its loss is higher)."""
+    mean = statistics.fmean(finals)
+    std = statistics.stdev(finals) if len(finals) > 1 else 0.0
+    short_mean = statistics.fmean(short_finals)
+    gap = abs(mean - statistics.fmean(other_column_finals))
+    spread = tolerances.band_sigmas * std
+    high_margin = max(spread, (short_mean - mean) / 2)
+    low_margin = spread + gap
+    return {"mean": mean, "std": std, "short_mean": short_mean, "generalisation_gap": gap,
+            "low": mean - low_margin, "high": mean + high_margin, "seeds": len(finals)}
+
+
+MEASURED_BAND_RULE = (f"high = mean + max(3 * std, (mean after {SHORT_EPOCHS} epochs - mean) / 2), "
+                      "low = mean - (3 * std + |mean test loss - mean train loss|), over the seeds' final "
+                      f"values; the {SHORT_EPOCHS}-epoch runs use the same seeds and data (short_runs), so a "
+                      "short run falls outside")
+
+
+def add_measured_bands(assignment, metrics, short_finals, short_epochs=SHORT_EPOCHS):
+    """Replace metrics' bands by measured_band's, with the short runs' finals recorded."""
+    metrics["band_rule"] = MEASURED_BAND_RULE.replace("3 *", f"{assignment.tolerances.band_sigmas} *")
+    metrics["short_runs"] = {"epochs": short_epochs, "final": {}}
+    for task, run in metrics["runs"].items():
+        finals = run["final"]
+        short = short_finals[task]
+        metrics["short_runs"]["final"][task] = {str(s): f for s, f in short.items()}
+        bands = {}
+        for column, other in (("train_loss", "test_loss"), ("test_loss", "train_loss")):
+            values = [finals[str(s)][column] for s in metrics["seeds"]]
+            bands[column] = measured_band(values, [short[s][column] for s in short],
+                                          [finals[str(s)][other] for s in metrics["seeds"]],
+                                          assignment.tolerances)
+            if not bands[column]["low"] <= statistics.fmean(values) <= bands[column]["high"] \
+                    or bands[column]["short_mean"] <= bands[column]["high"]:
+                raise RuntimeError(f"{task} {column}: the measured band {bands[column]} does not separate the "
+                                   f"{short_epochs}-epoch runs from the full ones")
+        metrics["bands"][task] = bands
+    return metrics
+
+
+def measure_short_runs(assignment, dataset, data_dir, seeds, runs=None, epochs=SHORT_EPOCHS, device="cpu"):
+    """Train every run for every seed for a few epochs; returns {task: {seed: final metrics}}."""
+    module = load_reference_module(assignment)
+    runs = [r for r in assignment.runs if r.dataset != "celeba"] if runs is None else runs
+    with tempfile.TemporaryDirectory(prefix="vaekit-short-") as scratch:
+        trained = train_runs(module, assignment, runs, dataset, Path(data_dir), epochs, seeds, device, Path(scratch))
+    return {task: {seed: final for seed, (_, final, _) in per_seed.items()} for task, per_seed in trained.items()}
+
+
+def remeasure_bands(assignment, data_dir=None, device="cpu"):
+    """Measure the short runs and rewrite metrics.json's bands (and the provenance's note) without
+    retraining the full reference: the committed finals per seed are kept."""
+    out_dir = assignment.solutions_dir
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    data_dir = Path(data_dir or course_config.SHARED_DATA_DIR)
+    started = time.perf_counter()
+    short = measure_short_runs(assignment, metrics["dataset"], data_dir, metrics["seeds"], device=device)
+    add_measured_bands(assignment, metrics, short)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    provenance_path = out_dir / "provenance.json"
+    provenance = json.loads(provenance_path.read_text())
+    provenance["bands"] = {
+        "rule": metrics["band_rule"],
+        "short_runs": (f"{SHORT_EPOCHS} epochs per seed ({', '.join(map(str, metrics['seeds']))}) on "
+                       f"{metrics['dataset']}, device {device}, commit {git_commit()}, "
+                       f"{round(time.perf_counter() - started, 1)} s; remeasure_bands() in "
+                       "autograder/authoring/reference.py (the 100-epoch runs were not retrained)"),
+        "what_they_are": ("the final train and test losses per image a 100-epoch run of the given code may "
+                          "reach; the reference saw only MNIST's test split, so a student's full-MNIST run "
+                          "is judged against a band whose low side allows for the reference's "
+                          "generalisation gap (more data), and whose high side stops halfway to where a "
+                          f"{SHORT_EPOCHS}-epoch run lands"),
+    }
+    provenance_path.write_text(json.dumps(provenance, indent=2) + "\n")
+    (out_dir / "README.md").write_text(readme(assignment, metrics, provenance))
+    return metrics
+
+
 def train_runs(module, assignment, runs, dataset, data_dir, epochs, seeds, device, scratch):
     """Train every run for every seed; returns {task: {seed: (folder, final metrics, seconds)}}."""
     trained = {}
@@ -190,6 +280,9 @@ def run_reference(assignment, device="auto", epochs=None, n_seeds=3, dataset="au
                                                        assignment.tolerances, standard)
                                           for column in ("train_loss", "test_loss")}
             timing[run.task] = {str(seed): round(seconds, 1) for seed, (_, _, seconds) in per_seed.items()}
+        if epochs > SHORT_EPOCHS and len(seeds) > 1:
+            short = measure_short_runs(assignment, dataset, data_dir, seeds, runs=runs, device=str(torch_device))
+            add_measured_bands(assignment, metrics, short)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     provenance = {
