@@ -293,7 +293,9 @@ def manual_scores(assignment, course=None):
                     task = tasks.get(grade.name)
                     if task is None:
                         continue
-                    earned = (grade.score or 0) + (grade.extra_credit or 0)
+                    # nbgrader's grade.score drops the extra credit when no score was entered: add up here
+                    entered = grade.manual_score if grade.manual_score is not None else grade.auto_score
+                    earned = (entered or 0) + (grade.extra_credit or 0)
                     per_task[task.id] = {"manual": min(max(earned, 0), task.manual_points),
                                          "max": task.manual_points,
                                          "needs_grading": bool(grade.needs_manual_grade),
@@ -455,6 +457,9 @@ def add_arguments(parser):
 
 
 def main(args):
+    import warnings
+    from sqlalchemy.exc import SAWarning
+    warnings.filterwarnings("ignore", category=SAWarning)      # nbgrader's own session warnings
     assignment = course_config.get_assignment(args.assignment)
     course = course_dir(assignment, args.course)
     try:
