@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from autograder.engine import batch, sandbox
+if __name__ == "__main__":       # run as a script (grade_entries, below): the kit's root on the path
+    sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+from autograder.engine import batch, sandbox  # noqa: E402
 from autograder.engine.worker import worker
 
 
@@ -83,3 +85,99 @@ def test_audit_hook_refuses_introspection_but_not_honest_code():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["gc,trace,frames,ctypes,tb_frame", "1"]
+
+
+# --- hostile catalog entries graded in both isolation modes ------------------------------------
+
+ATTACKS = ["h_walk_frames", "h_kill_the_grader", "h_write_into_kit", "h_find_reference", "h_deep_fork_chain"]
+MARKER = "VAEKIT-HARDENING-FORGED"
+
+# A private mount namespace shaped like a fresh grading container: /root may be passed through
+# (0711) but not listed, so that a Python installed under /root is reachable for the worker's uid
+# as a system Python is; /tmp is empty (what other work left there, world-readable, is not the
+# grader's to guard) but for the output folder $OUT, bound back in.
+UID_MODE_SHELL = r'''
+keep=$(mktemp -d) && mount --bind /root "$keep" && mount -t tmpfs -o mode=0711 tmpfs /root &&
+for entry in "$keep"/.pyenv; do if [ -e "$entry" ]; then mkdir -p "/root/${entry##*/}" && mount --bind "$entry" "/root/${entry##*/}"; fi; done &&
+mkdir /root/old-tmp && mount --bind /tmp /root/old-tmp && mount -t tmpfs -o mode=1777 tmpfs /tmp &&
+mkdir -p "$OUT" && mount --bind "/root/old-tmp/${OUT#/tmp/}" "$OUT" &&
+exec "$@"
+'''
+
+
+def grade_entries(names, out):
+    """Build and grade the catalog entries names into out/<name>; print {name: {task: points}} as JSON."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import course_config
+    from autograder import KIT_ROOT
+    from autograder.engine import grade
+    from autograder.qa import catalog, selfcheck
+    assignment = course_config.get_assignment("vae")
+    out = Path(out)
+    context = catalog.Context(kit_root=str(KIT_ROOT), batch_out=str(out), marker=MARKER)
+    entries = {e.name: e for e in catalog.entries_for(assignment)}
+    scores = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        results = selfcheck.reference_results(assignment, Path(scratch) / "reference-results")
+        for name in names:
+            folder = catalog.build(entries[name], assignment, context, results, Path(scratch) / name)
+            os.environ[sandbox.SECRETS_ENV] = str(out)
+            done = subprocess.run([sys.executable, "-c", "import sys; from autograder.engine import grade; "
+                                   "import course_config as c; grade.grade_to(c.get_assignment('vae'), "
+                                   "sys.argv[1], sys.argv[2])", str(folder), str(out / name)],
+                                  cwd=KIT_ROOT, capture_output=True, text=True, timeout=600)
+            try:
+                written = json.loads((out / name / "results.json").read_text())
+                scores[name] = grade.task_scores(written)
+                scores[name]["isolation"] = next((line for line in written.get("output", "").splitlines()
+                                                  if line.startswith("sandbox:")), "")
+            except (OSError, ValueError):
+                scores[name] = {"unwritten": done.stderr[-500:]}
+    print(json.dumps(scores))
+
+
+def _forged_in_kit():
+    from autograder import KIT_ROOT
+    found = []
+    for folder in ("autograder", "assignments", "solutions", ".cache", "course_config.py"):
+        root = KIT_ROOT / folder
+        for path in ([root] if root.is_file() else root.rglob("*")):
+            try:
+                if path.is_file() and path.stat().st_size < (8 << 20) and MARKER.encode() in path.read_bytes():
+                    found.append(str(path))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="the uid fallback needs root")
+@pytest.mark.parametrize("mode", ["bwrap", "uid"])
+def test_attacks_earn_nothing_and_change_nothing(mode, tmp_path):
+    import json
+    from autograder import KIT_ROOT
+    if mode == "bwrap" and sandbox.isolation_mode() != "bwrap":
+        pytest.skip("bubblewrap cannot run here")
+    (tmp_path / "out").mkdir()
+    env = {**os.environ, "KIT_NO_BWRAP": "1" if mode == "uid" else "", "OUT": str(tmp_path / "out")}
+    command = [sys.executable, str(KIT_ROOT / "tests" / "test_hardening.py"), str(tmp_path / "out"), *ATTACKS]
+    if mode == "uid":
+        command = ["unshare", "-m", "sh", "-c", UID_MODE_SHELL, "uid-mode", *command]
+    done = subprocess.run(command, cwd=KIT_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    scores = json.loads(done.stdout.strip().splitlines()[-1])
+    blank_based = {"h_walk_frames", "h_kill_the_grader", "h_find_reference"}
+    for name, got in scores.items():
+        assert "unwritten" not in got, (name, got)
+        assert ("unprivileged uid" in got["isolation"]) == (mode == "uid") or mode == "bwrap", got
+        if name in blank_based:            # built on the blank release: every point would be unearned
+            assert sum(v for k, v in got.items() if k != "isolation") == 0, (name, got)
+    assert not _forged_in_kit()
+    forged = [p for p in (tmp_path / "out").rglob("*") if p.is_file() and MARKER.encode() in p.read_bytes()]
+    assert not forged
+
+
+if __name__ == "__main__":
+    grade_entries(sys.argv[2:], sys.argv[1])
