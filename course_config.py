@@ -173,16 +173,20 @@ VAE = Assignment(
     tasks=(
         Task("A.1", "Autoencoder architecture", 20, 20),
         Task("A.2", "Autoencoder training and loss curves", 10, 5,
-             manual="loss curves plotted in the notebook, axes labelled, train and test both shown (5)"),
+             manual="the student's own plot of the AE's train and test loss per epoch from perf_metrics.csv "
+                    "(plot_losses in the notebook), axes labelled, legend (5)"),
         Task("B.1", "Deriving the ELBO estimator", 25, 0,
-             manual="the derivation in the notebook: Gaussian KL in closed form, the Monte Carlo "
-                    "reconstruction term, the diagonal case (25, see the rubric in the source notebook)"),
+             manual="the derivation in the notebook: the ELBO as a bound (5), the Gaussian KL from the given "
+                    "formula or the definition (6), the L-sample Monte Carlo term and the reparameterisation (4), "
+                    "the Bernoulli likelihood as the BCE, the AE's loss (6), the diagonal case (4)"),
         Task("B.2", "Variational autoencoder", 25, 20,
-             manual="VAE loss curves, reconstructions and samples shown and commented (5)"),
+             manual="written comments: the VAE's loss curves described (2), its reconstructions and samples "
+                    "compared with the AE's (3)"),
         Task("C", "The latent space", 20, 8,
-             manual="what _set_latent_vectors does; AE and VAE latent spaces and samples compared (12)"),
+             manual="what _set_latent_vectors returns and its grid's orientation (4); AE and VAE latent spaces "
+                    "compared on the student's own figures (4); prior samples compared and explained (4)"),
         Task("bonus", "A VAE on CelebA faces", 20, 8, bonus=True,
-             manual="face samples and loss curves shown and commented (12)"),
+             manual="extra credit: face samples and loss curves shown (4), described (4), explained (4)"),
     ),
     runs=(
         Run("A.2", "ae"),
