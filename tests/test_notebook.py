@@ -62,8 +62,16 @@ def test_graded_cells_match_course_config():
     notebook = read_notebook(SOURCE / ASSIGNMENT.notebook)
     graded = {c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader for c in notebook.cells
               if c.metadata.get("nbgrader", {}).get("grade")}
-    expected = {t.id.replace(".", "") + "-manual": t.manual_points for t in ASSIGNMENT.tasks if t.manual_points}
+    # The bonus is extra credit: 0 in nbgrader (its points are named in its text), so that nbgrader's
+    # maximum is the required manual points; no cell is both a grade and a task cell (counted twice).
+    expected = {t.id.replace(".", "") + "-manual": 0 if t.bonus else t.manual_points
+                for t in ASSIGNMENT.tasks if t.manual_points}
     assert {grade_id: meta["points"] for grade_id, meta in graded.items()} == expected
+    assert not [c.id for c in notebook.cells if c.metadata.get("nbgrader", {}).get("task")]
+    assert sum(expected.values()) == sum(t.manual_points for t in ASSIGNMENT.tasks if not t.bonus)
+    bonus = next(t for t in ASSIGNMENT.tasks if t.bonus)
+    bonus_cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "bonus-manual")
+    assert f"{bonus.manual_points} points of extra credit" in bonus_cell.source
 
 
 def points_table(markdown):
@@ -95,7 +103,38 @@ def test_release_holds_no_model_answers():
     text = path.read_text(encoding="utf-8")
     for secret in ("BEGIN SOLUTION", "END SOLUTION", "Rubric", "Model answer"):
         assert secret not in text
-    assert text.count("YOUR ANSWER HERE") == 3
+    assert text.count("YOUR ANSWER HERE") == 4          # B.1, B.2, C and the bonus
+    assert text.count("raise NotImplementedError()") == 1   # A.2's plot_losses
+
+
+def validate(path):
+    """nbgrader validate's verdict on a notebook, without executing it (its grade cells here are
+    written answers, judged by their checksums, not by running code)."""
+    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput
+    from nbgrader.validator import Validator
+    return Validator(preprocessors=[CheckCellMetadata, ClearOutput]).validate(str(path))
+
+
+def test_nbgrader_validate_flags_only_the_required_answers(tmp_path):
+    """Untouched, the release is flagged for the four required answers, never for the optional
+    bonus; once they are answered, and on the source notebook with its model answers, it passes."""
+    path = RELEASE / ASSIGNMENT.notebook
+    if not path.is_file():
+        pytest.skip("release/vae/vae.ipynb not generated yet: run `python -m autograder release vae`")
+    failed = validate(path).get("failed", [])
+    assert len(failed) == 4, [f["source"][:60] for f in failed]
+    assert any("def plot_losses" in f["source"] for f in failed)
+    assert not any("extra credit" in f["source"] for f in failed)
+
+    answered = read_notebook(path)
+    for cell in answered.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and meta.get("points", 0) > 0:
+            cell.source = cell.source.replace("YOUR ANSWER HERE", "My answer.").replace(
+                "raise NotImplementedError()", "ax.plot([0, 1], [2, 1], label='train')")
+    nbformat.write(answered, tmp_path / "answered.ipynb")
+    assert validate(tmp_path / "answered.ipynb") == {}
+    assert validate(SOURCE / ASSIGNMENT.notebook) == {}
 
 
 # --- The source notebook runs ----------------------------------------------------------------
@@ -120,7 +159,8 @@ def test_notebook_runs_on_tiny_settings(tmp_path):
     outputs = {cell.id: cell.outputs for cell in notebook.cells if cell.cell_type == "code"}
     images = {cell_id: sum("image/png" in o.get("data", {}) for o in cell_outputs)
               for cell_id, cell_outputs in outputs.items()}
-    assert images["A2-train"] >= 3 and images["B2-train"] >= 3   # loss curves, reconstructions, samples
+    assert images["A2-manual"] >= 1                              # the student's loss curves (plot_losses)
+    assert images["A2-train"] >= 2 and images["B2-train"] >= 3   # reconstructions, samples (+ VAE's curves)
     assert images["C-show"] >= 1
     text = json.dumps(outputs)
     assert "The bonus was not run" in text

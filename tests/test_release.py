@@ -6,7 +6,8 @@ import types
 import pytest
 import torch
 
-from autograder.authoring.release import ReleaseError, release, strip_solutions
+from autograder.authoring.release import (TODO, ReleaseError, _grade_id, inject_points, release,
+                                          required_manual_points, source_files, strip_solutions)
 import course_config
 
 
@@ -98,6 +99,8 @@ def test_released_vae_imports_and_every_todo_raises(released_vae):
         released_vae.Autoencoder.loss_function(bare("vae"), torch.full((2, 4), 0.5), torch.ones(2, 4),
                                                torch.zeros(2, 2), torch.zeros(2, 2))
     with todo:
+        released_vae.monte_carlo_loss(bare("vae"), torch.zeros(2, 784), 3, torch.zeros(3, 2, 2))
+    with todo:
         released_vae.encode_dataset(torch.nn.Linear(1, 1), [])
     with todo:
         released_vae.celeba_subset(list(range(10)), 5)
@@ -115,3 +118,43 @@ def test_release_has_no_solution_for_the_reference_names(assignment):
     released = (assignment.release_dir / assignment.student_file).read_text()
     for giveaway in ("enc_logvar", "logvar.exp() - logvar", "mu.pow(2)", "randperm(len(dataset)", "CenterCrop("):
         assert giveaway not in released, giveaway
+
+
+def test_released_student_file_is_short_with_every_todo_in_its_first_half(assignment):
+    """Students read the file top-down: under 350 lines, their work before the given plumbing."""
+    lines = (assignment.release_dir / assignment.student_file).read_text().splitlines()
+    assert len(lines) < 350, f"the released {assignment.student_file} has {len(lines)} lines"
+    todos = [number for number, line in enumerate(lines, start=1) if TODO.match(line) or "raise NotImplementedError" in line]
+    assert todos and max(todos) <= len(lines) / 2, f"TODO lines {todos} of {len(lines)}"
+
+
+def test_notes_for_instructors_are_never_released(assignment):
+    notes = assignment.source_dir / "INSTRUCTORS.md"
+    assert notes.is_file()
+    assert notes not in source_files(assignment)
+    assert not (assignment.release_dir / "INSTRUCTORS.md").exists()
+
+
+def notebook_with(*cells):
+    return {"cells": [{"cell_type": "markdown", "source": source, "metadata": {"nbgrader": meta}}
+                      for meta, source in cells]}
+
+
+def test_inject_points_counts_each_task_once_and_the_bonus_as_extra_credit(assignment):
+    required = [t for t in assignment.tasks if t.manual_points and not t.bonus]
+    bonus = next(t for t in assignment.tasks if t.bonus)
+    cells = [({"grade": True, "grade_id": _grade_id(t.id), "points": 99}, "answer") for t in required]
+    bonus_cell = ({"grade": True, "grade_id": _grade_id(bonus.id), "points": 99},
+                  f"Bonus answer ({bonus.manual_points} points of extra credit)")
+    notebook = inject_points(notebook_with(*cells, bonus_cell), assignment)
+    points = [c["metadata"]["nbgrader"]["points"] for c in notebook["cells"]]
+    assert points == [t.manual_points for t in required] + [0]
+    assert sum(points) == required_manual_points(assignment)
+
+    twice = dict(cells[0][0], task=True)
+    with pytest.raises(ReleaseError, match="twice"):
+        inject_points(notebook_with((twice, "x"), *cells[1:], bonus_cell), assignment)
+    with pytest.raises(ReleaseError, match="extra credit"):
+        inject_points(notebook_with(*cells, (bonus_cell[0], "Bonus answer")), assignment)
+    with pytest.raises(ReleaseError, match="no graded cell"):
+        inject_points(notebook_with(*cells[1:], bonus_cell), assignment)

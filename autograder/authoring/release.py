@@ -21,7 +21,9 @@ import course_config
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 TODO = re.compile(r"^\s*#\s*TODO\s*\(([^)]+)\)")
-SKIPPED = {"__pycache__", ".ipynb_checkpoints", "results", "data", ".pytest_cache"}
+# Never released: build leftovers, data, results, and the notes for instructors (decisions and
+# rubric background that students must not see).
+SKIPPED = {"__pycache__", ".ipynb_checkpoints", "results", "data", ".pytest_cache", "INSTRUCTORS.md"}
 
 
 class ReleaseError(Exception):
@@ -75,23 +77,56 @@ def _grade_id(task_id):
 
 def inject_points(notebook, assignment):
     """Set each manually graded cell's points from course_config; a cell's grade_id names its task
-    (e.g. "B1-manual"). Raises ReleaseError when a task's cell is missing or a cell's task is unknown."""
-    expected = {_grade_id(t.id): t.manual_points for t in assignment.tasks if t.manual_points}
+    (e.g. "B1-manual"). A required task's cell gets its manual points; a bonus task's cell gets 0
+    in nbgrader (extra credit: nbgrader's maximum stays the required points) and must name its
+    points in its text. Raises ReleaseError when a task's cell is missing, a cell's task is unknown,
+    or a cell is both a grade and a task cell (nbgrader would count its points twice)."""
+    tasks = {_grade_id(t.id): t for t in assignment.tasks if t.manual_points}
     seen = set()
     for cell in notebook["cells"]:
         meta = cell.get("metadata", {}).get("nbgrader", {})
-        if not meta.get("grade"):
+        if not (meta.get("grade") or meta.get("task")):
             continue
         grade_id = meta.get("grade_id")
-        if grade_id not in expected:
+        if meta.get("grade") and meta.get("task"):
+            raise ReleaseError(f"{assignment.notebook}: cell {grade_id!r} is marked both 'grade' and 'task': "
+                               "nbgrader counts its points twice; keep one of the two")
+        if grade_id not in tasks:
             raise ReleaseError(f"{assignment.notebook}: graded cell {grade_id!r} belongs to no task with "
-                               f"manual points in course_config (expected one of {sorted(expected)})")
-        meta["points"] = expected[grade_id]
+                               f"manual points in course_config (expected one of {sorted(tasks)})")
+        if grade_id in seen:
+            raise ReleaseError(f"{assignment.notebook}: two graded cells for {grade_id!r}; give each task one")
+        task = tasks[grade_id]
+        if task.bonus:
+            source = "".join(cell.get("source", ""))
+            if f"{task.manual_points} points" not in source:
+                raise ReleaseError(f"{assignment.notebook}: the bonus cell {grade_id!r} must say in its text that "
+                                   f"it is worth {task.manual_points} points (nbgrader records 0: extra credit)")
+            meta["points"] = 0
+        else:
+            meta["points"] = task.manual_points
         seen.add(grade_id)
-    missing = sorted(set(expected) - seen)
+    missing = sorted(set(tasks) - seen)
     if missing:
         raise ReleaseError(f"{assignment.notebook}: no graded cell for {', '.join(missing)}")
     return notebook
+
+
+def required_manual_points(assignment):
+    """What nbgrader's maximum score of the assignment must be: the required tasks' manual points."""
+    return sum(t.manual_points for t in assignment.tasks if not t.bonus)
+
+
+def check_nbgrader_points(db_url, assignment):
+    """nbgrader's own count of the released assignment's maximum score (its gradebook, filled by
+    generate_assignment) must be the required manual points of course_config."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gradebook:
+        counted = gradebook.find_assignment(assignment.name).max_score
+    if counted != required_manual_points(assignment):
+        raise ReleaseError(f"nbgrader counts {counted:g} points in {assignment.notebook}; course_config's required "
+                           f"manual points are {required_manual_points(assignment)}")
 
 
 def _release_notebooks(assignment, notebooks, out_dir):
@@ -113,6 +148,7 @@ def _release_notebooks(assignment, notebooks, out_dir):
         result = NbGraderAPI(config=config).generate_assignment(assignment.name, force=True, create=True)
         if not result["success"]:
             raise ReleaseError(f"nbgrader generate_assignment failed:\n{result['error']}\n{result['log']}")
+        check_nbgrader_points(config.CourseDirectory.db_url, assignment)
         for path in notebooks:
             released = scratch / course_config.RELEASE_DIR / assignment.name / path.name
             shutil.copyfile(released, out_dir / path.relative_to(assignment.source_dir))

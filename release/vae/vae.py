@@ -7,11 +7,6 @@ places marked ``TODO``; everything else is given and already works. Run it like 
     python vae.py --autoencoder_type vae --n_epochs 100          # Task B.2
     python vae.py --autoencoder_type vae --dataset synthetic-digits --n_epochs 2   # quick try, offline
 
-Each run writes a folder ``results/AE-arch={type}({hidden})-lr={lr}-ep={n_epochs}/`` with
-``perf_metrics.csv`` (losses per image, one row per epoch), ``reconstruction_{e}.png`` and
-``sample_{e}.png`` for every epoch e, ``loss_curves.png``, ``model.pt`` and, for a 2-D code,
-``manifold_digits.png`` and ``manifold.png``.
-
 Shapes used below: B is the batch size, D = n_dims_data (784 for 28x28 images),
 H = hidden_layer_size (512), K = n_dims_code (2).
 """
@@ -128,6 +123,18 @@ class Autoencoder(nn.Module):
         return bce + kld, bce, kld
 
 
+def monte_carlo_loss(model, x, n_mc_samples=1, eps=None):
+    """loss_function's (loss, bce, kld) of batch x (B, D), bce averaged over L = n_mc_samples codes
+    z_l = mu + eps[l] * sigma (Task B.1's estimator); eps (L, B, K) is drawn from N(0, I) if None."""
+    x = x.reshape(x.shape[0], -1)
+    if model.autoencoder_type == "ae" or (n_mc_samples == 1 and eps is None):
+        recon_x, mu, logvar = model(x)           # L = 1: forward draws the one sample
+        return model.loss_function(recon_x, x, mu, logvar)
+    # TODO (B.2): encode x once; for each of the L noise samples decode its z_l and call
+    # model.loss_function; return the mean over l of each of the three terms.
+    raise NotImplementedError("TODO (B.2) in vae.py is not done yet")
+
+
 # ---------------------------------------------------------------------------------------------
 # The latent space (Task C)
 # ---------------------------------------------------------------------------------------------
@@ -149,11 +156,8 @@ def encode_dataset(model, loader):
 # --- Bonus: CelebA faces ---------------------------------------------------------------------
 
 def celeba_subset(dataset, n_images=50000, seed=0):
-    """A torch.utils.data.Subset of n_images distinct examples of dataset, chosen at random.
-
-    The same seed always gives the same subset; a dataset with fewer than n_images examples
-    is returned whole (as a Subset of all its indices).
-    """
+    """A torch.utils.data.Subset of n_images distinct examples of dataset, chosen at random; the same
+    seed gives the same subset; a dataset with fewer than n_images examples is returned whole."""
     # TODO (bonus): draw the indices with a torch.Generator seeded with seed (not the global
     # random state), without repeats, and wrap them in torch.utils.data.Subset.
     raise NotImplementedError("TODO (bonus) in vae.py is not done yet")
@@ -169,11 +173,8 @@ def celeba_transform(image_size=64):
 # --- Figures of the latent space (Task C, given) -----------------------------------------------
 
 def _set_latent_vectors(z_range=2, nrows=20, ncols=20):
-    """Return a (nrows * ncols, 2) grid of points covering [-z_range, z_range]^2.
-
-    Row-major order: the first ncols points form the top row of the picture (largest z2),
-    going from the smallest to the largest z1.
-    """
+    """A (nrows * ncols, 2) grid over [-z_range, z_range]^2 in row-major order: z1 grows along a row
+    (left to right in manifold_digits.png), z2 falls from row to row (the top row has z2 = z_range)."""
     z1 = torch.linspace(-z_range, z_range, ncols)
     z2 = torch.linspace(z_range, -z_range, nrows)
     grid_z2, grid_z1 = torch.meshgrid(z2, z1, indexing="ij")
@@ -205,16 +206,15 @@ def plot_manifold_learning_result(model, results_dir, loader, nrows=20, ncols=20
 # Training (given)
 # ---------------------------------------------------------------------------------------------
 
-def run_epoch(model, batches, optimizer=None):
-    """One pass over batches; trains when an optimizer is given. Returns the mean
-    (loss, bce, kld) per image. The sums stay on the device until the end of the pass."""
+def run_epoch(model, batches, optimizer=None, n_mc_samples=1):
+    """One pass over batches; trains when an optimizer is given. Returns the mean (loss, bce, kld)
+    per image; a VAE's bce averages n_mc_samples codes. Sums stay on the device until the end."""
     training = optimizer is not None
     model.train(training)
     totals = None
     with torch.set_grad_enabled(training):
         for x, _ in tqdm(batches, desc="train" if training else "test", leave=False):
-            recon_x, mu, logvar = model(x)
-            loss, bce, kld = model.loss_function(recon_x, x, mu, logvar)
+            loss, bce, kld = monte_carlo_loss(model, x, n_mc_samples)
             if training:
                 optimizer.zero_grad()
                 loss.backward()
@@ -226,8 +226,7 @@ def run_epoch(model, batches, optimizer=None):
 
 @torch.no_grad()
 def save_reconstructions(model, images, image_shape, path):
-    """Save images (8, D) in a top row over their reconstructions in the row below;
-    image_shape is (C, H, W) of one image."""
+    """Save images (8, D) in a top row over their reconstructions; image_shape is one image's (C, H, W)."""
     model.eval()
     recon, _, _ = model(images)
     save_image(torch.cat([images, recon]).reshape(-1, *image_shape).cpu(), path, nrow=8)
@@ -240,8 +239,7 @@ def save_samples(model, z, image_shape, path):
     save_image(model.decode(z).reshape(-1, *image_shape).cpu(), path, nrow=8)
 
 
-METRICS_COLUMNS = ["epoch", "train_loss", "test_loss", "train_bce", "train_kld", "test_bce",
-                   "test_kld", "seconds"]
+METRICS_COLUMNS = ["epoch", "train_loss", "test_loss", "train_bce", "train_kld", "test_bce", "test_kld", "seconds"]
 
 
 def plot_loss_curves(metrics_path, figure_path=None):
@@ -259,8 +257,7 @@ def plot_loss_curves(metrics_path, figure_path=None):
 
 
 def results_dir_name(autoencoder_type, hidden_layer_size, lr, n_epochs, dataset):
-    """The folder a run writes into, e.g. AE-arch=vae(512)-lr=0.001-ep=100; other data sets
-    than MNIST get their own folder (…-data=celeba) so they never mix with MNIST results."""
+    """The folder a run writes into, e.g. AE-arch=vae(512)-lr=0.001-ep=100 (…-data=celeba for CelebA)."""
     name = f"AE-arch={autoencoder_type}({hidden_layer_size})-lr={lr}-ep={n_epochs}"
     return name if dataset == "mnist" else f"{name}-data={dataset}"
 
@@ -296,8 +293,8 @@ def train(args):
         writer.writerow(METRICS_COLUMNS)
         for epoch in tqdm(range(args.n_epochs), desc=f"{args.autoencoder_type} on {args.dataset}"):
             start = time.perf_counter()
-            train_loss, train_bce, train_kld = run_epoch(model, train_batches, optimizer)
-            test_loss, test_bce, test_kld = run_epoch(model, test_batches)
+            train_loss, train_bce, train_kld = run_epoch(model, train_batches, optimizer, args.n_mc_samples)
+            test_loss, test_bce, test_kld = run_epoch(model, test_batches, None, args.n_mc_samples)
             save_reconstructions(model, shown_images, train_batches.image_shape,
                                  results_dir / f"reconstruction_{epoch}.png")
             save_samples(model, prior_z, train_batches.image_shape, results_dir / f"sample_{epoch}.png")
@@ -321,16 +318,21 @@ def parse_args(argv=None):
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.001)
     parser.add_argument("--hidden_layer_size", type=int, default=512)
-    parser.add_argument("--n_dims_code", type=int, default=2)
+    parser.add_argument("--n_dims_code", type=int, default=2,
+                        help="code size: 2 for MNIST (the manifold plots need 2); e.g. 32 for sharper faces")
+    parser.add_argument("--n_mc_samples", type=int, default=1,
+                        help="L, the number of codes z ~ q(z|x) per image in the VAE's loss (Task B.1)")
     parser.add_argument("--seed", type=int, default=8675309)
     parser.add_argument("--dataset", choices=[*DIGIT_DATASETS, "celeba"], default="mnist",
-                        help="mnist (downloads when missing); mnist-test-split (only MNIST's 10,000 test "
-                             "images, split 8,000/2,000); synthetic-digits (generated, offline, not MNIST); "
-                             "celeba (bonus; files put in place by hand)")
+                        help="mnist (downloads when missing); mnist-test-split (MNIST's 10,000 test images, split "
+                             "8,000/2,000); synthetic-digits (generated, offline, not MNIST); celeba (bonus)")
     parser.add_argument("--data_dir", default="./data")
     parser.add_argument("--results_dir", default="results")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.n_mc_samples < 1:
+        parser.error("--n_mc_samples must be at least 1: it is the number of codes drawn per image")
+    return args
 
 
 def main(argv=None):
