@@ -143,6 +143,8 @@ def test_notebook_runs_on_tiny_settings(tmp_path):
     from nbclient import NotebookClient
 
     shutil.copy(SOURCE / ASSIGNMENT.student_file, tmp_path)
+    for helper in ASSIGNMENT.helper_paths:            # given modules vae.py imports (kit_data.py)
+        shutil.copy(helper, tmp_path)
     notebook = read_notebook(SOURCE / ASSIGNMENT.notebook)
     parameters_cell(notebook).source = TINY_PARAMETERS
     client = NotebookClient(notebook, kernel_name="python3", timeout=600,
@@ -170,6 +172,8 @@ def test_notebook_runs_on_tiny_settings(tmp_path):
 
 def run_checks(folder, vae_file):
     shutil.copy(vae_file, folder / "vae.py")
+    for helper in ASSIGNMENT.helper_paths:
+        shutil.copy(helper, folder)
     shutil.copy(SOURCE / ASSIGNMENT.public_checks, folder)
     # Run from another directory: check_vae.py must import the vae.py next to it.
     return subprocess.run([sys.executable, str(folder / ASSIGNMENT.public_checks)], cwd=folder.parent,
