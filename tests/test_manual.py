@@ -59,7 +59,7 @@ def release_status():
 
 
 def set_score(course, student, grade_id, manual_score=None, extra_credit=None):
-    """What a grader does in formgrader, done through nbgrader's gradebook."""
+    """What a grader does in formgrader (its grade API's rules), done through nbgrader's gradebook."""
     from nbgrader.api import Gradebook
     with Gradebook(manual._config(course).CourseDirectory.db_url) as gb:
         grade = gb.find_grade(grade_id, ASSIGNMENT.notebook.removesuffix(".ipynb"), ASSIGNMENT.name, student)
@@ -67,6 +67,8 @@ def set_score(course, student, grade_id, manual_score=None, extra_credit=None):
             grade.manual_score = manual_score
         if extra_credit is not None:
             grade.extra_credit = extra_credit
+        # as formgrader's grade API does: graded once a score is in
+        grade.needs_manual_grade = grade.manual_score is None and grade.auto_score is None
         gb.db.commit()
 
 
@@ -148,7 +150,9 @@ def test_merge_adds_auto_and_manual(course):
         required = [r for r in rows if r["student"] == student and r["bonus"] == "0"]
         assert float(total["total"]) == sum(float(r["total"]) for r in required)
         assert float(total["auto"]) == float(auto[student]["total"]) - float(auto[student]["bonus"])
-    assert totals["reference"]["to_grade"]           # C and B.2 were not graded yet
+    graded = {gid for (student, gid) in entered if student == "reference"}
+    not_graded = [t.id for t in ASSIGNMENT.tasks if t.manual_points and manual.grade_id(t.id) not in graded]
+    assert totals["reference"]["to_grade"].split(",") == not_graded     # the bonus counts once its extra credit is in
 
     feedback = (out / "feedback" / "reference.md").read_text()
     assert "Graded by hand" in feedback and "Autograded" in feedback

@@ -112,7 +112,10 @@ def test_formgrader_shows_figures_and_saves_a_score(tmp_path):
         SCREENSHOTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(SCREENSHOTS / "formgrader_figure.png"))
 
-        # Grade B.1 as a grader does: type the score, leave the box; formgrader saves it.
+        # Grade B.1 as a grader does: type the score, leave the box; formgrader saves it (once the
+        # page has loaded the grades it shows: before that, its boxes are not wired to the gradebook).
+        wait_for(lambda: browser.execute_script("return window.jQuery !== undefined && jQuery.active === 0 "
+                                                "&& document.readyState === 'complete'"), 30, "formgrader's scripts")
         box = browser.find_element(By.ID, ASSIGNMENT.task("B.1").id.replace(".", "") + "-manual")
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
         box.clear()

@@ -298,7 +298,9 @@ def manual_scores(assignment, course=None):
                     earned = (entered or 0) + (grade.extra_credit or 0)
                     per_task[task.id] = {"manual": min(max(earned, 0), task.manual_points),
                                          "max": task.manual_points,
-                                         "needs_grading": bool(grade.needs_manual_grade),
+                                         # the bonus cell is graded once its extra credit is entered
+                                         "needs_grading": bool(grade.needs_manual_grade) and not (
+                                             task.bonus and grade.extra_credit is not None),
                                          "comment": comments.get(grade.name, "")}
             scores[submission.student.id] = per_task
     return scores
@@ -395,9 +397,10 @@ def feedback_text(assignment, student, rows, total, hand, auto_feedback):
              f"({total['auto']} autograded, {total['manual']} graded by hand); bonus: {total['bonus']} points.", "",
              "| Task | Autograded | By hand | Total |", "|---|---|---|---|"]
     for r in rows:
-        label = f"{r['task']} (bonus)" if r["bonus"] else r["task"]
-        lines.append(f"| {label} | {r['auto']} / {r['auto_max']} | {r['manual']} / {r['manual_max']} "
-                     f"| {r['total']} / {r['max']} |")
+        label = f"{r['task']} (bonus)" if r["bonus"] and "bonus" not in r["task"].lower() else r["task"]
+        auto = f"{r['auto']} / {r['auto_max']}" if r["auto_max"] else "–"
+        by_hand = f"{r['manual']} / {r['manual_max']}" if r["manual_max"] else "–"
+        lines.append(f"| {label} | {auto} | {by_hand} | {r['total']} / {r['max']} |")
     lines += ["", "## Graded by hand", ""]
     for task in assignment.tasks:
         if not task.manual_points:
@@ -491,7 +494,7 @@ def main(args):
             print(f"{course}: manual points in the gradebook {_number(required)} required "
                   f"(+{_number(bonus)} bonus cells, graded as extra credit)")
             for student, per_task in sorted(manual_scores(assignment, course).items()):
-                todo = [t for t, p in per_task.items() if p["needs_grading"]]
+                todo = [t.id for t in assignment.tasks if per_task.get(t.id, {}).get("needs_grading")]
                 print(f"  {student}: " + (f"to grade: {', '.join(todo)}" if todo else "graded"))
     except ManualError as error:
         print(f"error: {error}", file=sys.stderr)
