@@ -124,7 +124,8 @@ def test_released_student_file_is_short_with_every_todo_in_its_first_half(assign
     """Students read the file top-down: under 350 lines, their work before the given plumbing."""
     lines = (assignment.release_dir / assignment.student_file).read_text().splitlines()
     assert len(lines) < 350, f"the released {assignment.student_file} has {len(lines)} lines"
-    todos = [number for number, line in enumerate(lines, start=1) if TODO.match(line) or "raise NotImplementedError" in line]
+    todos = [number for number, line in enumerate(lines, start=1)
+             if TODO.match(line) or "raise NotImplementedError" in line]
     assert todos and max(todos) <= len(lines) / 2, f"TODO lines {todos} of {len(lines)}"
 
 
