@@ -89,7 +89,7 @@ def test_audit_hook_refuses_introspection_but_not_honest_code():
 
 # --- hostile catalog entries graded in both isolation modes ------------------------------------
 
-ATTACKS = ["h_walk_frames", "h_kill_the_grader", "h_write_into_kit", "h_find_reference", "h_deep_fork_chain"]
+ATTACKS = ["blank", "h_walk_frames", "h_kill_the_grader", "h_take_reference_code", "h_write_into_kit", "h_deep_fork_chain"]
 MARKER = "VAEKIT-HARDENING-FORGED"
 
 # A private mount namespace shaped like a fresh grading container: /root may be passed through
@@ -168,12 +168,12 @@ def test_attacks_earn_nothing_and_change_nothing(mode, tmp_path):
     done = subprocess.run(command, cwd=KIT_ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     scores = json.loads(done.stdout.strip().splitlines()[-1])
-    blank_based = {"h_walk_frames", "h_kill_the_grader", "h_find_reference"}
+    blank_based = {"h_walk_frames", "h_kill_the_grader", "h_take_reference_code"}
     for name, got in scores.items():
         assert "unwritten" not in got, (name, got)
         assert ("unprivileged uid" in got["isolation"]) == (mode == "uid") or mode == "bwrap", got
-        if name in blank_based:            # built on the blank release: every point would be unearned
-            assert sum(v for k, v in got.items() if k != "isolation") == 0, (name, got)
+        if name in blank_based:            # built on the blank release: any point beyond the blank's is unearned
+            assert all(got[task] <= scores["blank"][task] for task in got if task != "isolation"), (name, got)
     assert not _forged_in_kit()
     forged = [p for p in (tmp_path / "out").rglob("*") if p.is_file() and MARKER.encode() in p.read_bytes()]
     assert not forged

@@ -159,6 +159,30 @@ def drop_privileges(uid):
     os.setuid(uid)
 
 
+def in_fresh_thread(function, args, error_text):
+    """function(*args) on a thread of its own: ("ok", value) or ("error", its error_text). Submitted
+    code called there finds, walking back its frames, only this call: never the worker's main
+    frame, which holds the writer and the table of probes. The error's text is made on that
+    thread too (its __str__ is submitted code)."""
+    import threading
+    box = []
+
+    def run():
+        try:
+            box.append(("ok", function(*args)))
+        except BaseException as error:        # SystemExit, KeyboardInterrupt, anything
+            try:
+                box.append(("error", error_text(error)))
+            except BaseException:
+                box.append(("error", f"{type(error).__name__} (unprintable)"))
+    thread = threading.Thread(target=run, name="submission", daemon=True)
+    thread.start()
+    thread.join()
+    if len(box) != 1:
+        return "error", "the call's result was tampered with"
+    return box[0]
+
+
 def import_submission(path, name):
     directory = os.path.dirname(path)
     sys.path.insert(0, directory)
@@ -167,6 +191,11 @@ def import_submission(path, name):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _thread_count():
+    import _thread
+    return _thread._count()
 
 
 def main():
@@ -188,14 +217,14 @@ def main():
     tampered = make_tamper_check(job["probe_dir"], job["probe_module"])
     student_file = os.path.basename(job["module"])
     import linecache  # noqa: F401             (loaded before the hook, never by submitted code)
-    install_audit_hook([main, make_tamper_check, watched_functions, probe_modules, make_sender,
+    install_audit_hook([main, make_tamper_check, watched_functions, probe_modules, make_sender, in_fresh_thread,
                         *[v for m in probe_modules(job["probe_dir"]) for v in vars(m).values() if callable(v)]])
     send({"event": "ready"})
 
-    try:
-        module = import_submission(job["module"], job["module_name"])
-    except BaseException as error:            # SystemExit, KeyboardInterrupt, anything
-        send({"event": "import_error", "error": error_text(error)})
+    threads = _thread_count()
+    outcome, module = in_fresh_thread(import_submission, (job["module"], job["module_name"]), error_text)
+    if outcome == "error":
+        send({"event": "import_error", "error": module})
         exit_now(0)
     if tampered():
         send({"event": "tampered", "replaced": tampered()[:20], "when": f"while {student_file} was imported"})
@@ -204,11 +233,13 @@ def main():
 
     for name in job["probes"]:
         send({"probe": name, "status": "start"})
-        try:
-            value = probe_functions[name](module, job["seed"])
-            message = {"probe": name, "ok": True, "value": value}
-        except BaseException as error:        # the submission may raise SystemExit inside a call
-            message = {"probe": name, "ok": False, "error": error_text(error)}
+        outcome, value = in_fresh_thread(probe_functions[name], (module, job["seed"]), error_text)
+        message = ({"probe": name, "ok": True, "value": value} if outcome == "ok" else
+                   {"probe": name, "ok": False, "error": value})
+        if _thread_count() > threads:          # a thread of the submission could have changed the value
+            message = {"probe": name, "ok": False, "error": (
+                "the submission left a thread running (threading or _thread), so this observation cannot be "
+                "trusted: start no threads in vae.py, or join them before returning")}
         if tampered():
             send({"event": "tampered", "replaced": tampered()[:20], "when": f"during the probe {name}"})
             exit_now(0)

@@ -413,12 +413,21 @@ def _walk_frames():
         _ctypes.CDLL(None)
     except Exception:
         pass
-    shapes = {"kind": "tensor", "shape": [8, 2], "dtype": "float32", "min": 0.1, "max": 0.9}
+    def tensor(shape):
+        return {"kind": "tensor", "shape": shape, "dtype": "float32", "min": 0.1, "max": 0.9}
+
+    def structure(kind):
+        layers = [[784, 512], [512, 2]] + ([[512, 2]] if kind == "vae" else [])
+        code = tensor([8, 2]) if kind == "ae" else {"kind": "tuple", "length": 2, "items": [tensor([8, 2])] * 2}
+        claim = {"n_linear": len(layers) + 2, "encode": {"layers": layers, "output": code},
+                 "decode": {"layers": [[2, 512], [512, 784]], "output": tensor([64, 784])},
+                 "forward": {"kind": "tuple", "length": 3, "items": [tensor([8, 784]), tensor([8, 2]), {"kind": "None"}]}}
+        return lambda module, seed: claim
+
     for space in spaces:
         table = space.get("probe_functions")
-        if isinstance(table, dict):
-            for name in list(table):
-                table[name] = lambda module, seed: {"claimed": True, "output": shapes, "n_linear": 5}
+        if isinstance(table, dict) and "ae_structure" in table:
+            table["ae_structure"], table["vae_structure"] = structure("ae"), structure("vae")
         send = space.get("send")
         if callable(send):
             try:
@@ -561,6 +570,9 @@ HOSTILE = (
             NOTHING, at_end(WALK_FRAMES), base="release", results=None),
     hostile("h_kill_the_grader", "writes full-marks results.json into the grader's output folder, then kills "
             "the grader", NOTHING, at_end(KILL_THE_GRADER), base="release", results=None),
+    hostile("h_take_reference_code", "searches the file system for the reference solution and runs its code "
+            "as its own", NOTHING, at_end(FIND_REFERENCE.replace("if observations is not None:", "if False:")),
+            base="release", results=None),
     hostile("h_find_reference_in_batch", "in a batch: searches for a classmate's (the reference's) code and "
             "the grader's observations and takes them over", NOTHING, at_end(FIND_REFERENCE), base="release",
             results=None, batch=True),
