@@ -160,6 +160,8 @@ def test_merge_adds_auto_and_manual(course):
     results = json.loads((out / "results" / "reference" / "results.json").read_text())
     assert results["score"] == float(auto["reference"]["total"]) + sum(
         v for (s, _), v in manual_of.items() if s == "reference")
+    assert manual.autograde(ASSIGNMENT, course_dir) == {}, "autograde again: only new submissions"
+    assert manual.manual_scores(ASSIGNMENT, course_dir)["reference"]["A.2"]["needs_grading"] is False
     assert release_status() == course["release_status"], "manual grading changed release/"
 
 

@@ -225,8 +225,10 @@ def collect(assignment, source, course=None):
     return collected, skipped
 
 
-def autograde(assignment, course=None):
-    """nbgrader autograde of every collected submission, outputs kept. Returns {student: error or ''}."""
+def autograde(assignment, course=None, force=False):
+    """nbgrader autograde of every collected submission not autograded yet (force: all of them), outputs
+    kept. Returns {student: error or ''}. Autograding again keeps the hand scores, but nbgrader then flags
+    them as to grade again (the submission may have changed), hence not by default."""
     course = course_dir(assignment, course)
     submitted = course / "submitted"
     if not submitted.is_dir():
@@ -235,6 +237,8 @@ def autograde(assignment, course=None):
     api = _api(course)
     outcome = {}
     for student in sorted(p.name for p in submitted.iterdir() if (p / assignment.name).is_dir()):
+        if not force and (course / "autograded" / student / assignment.name / assignment.notebook).is_file():
+            continue
         result = api.autograde(assignment.name, student, force=True, create=True)
         outcome[student] = "" if result["success"] else (result.get("error") or result.get("log", ""))[-2000:]
     return outcome
@@ -443,6 +447,8 @@ def add_arguments(parser):
                                        "or a Gradescope 'Download Submissions' export (folder or .zip)")
     p = actions.add_parser("autograde", help="nbgrader autograde, keeping the students' outputs")
     p.add_argument("assignment")
+    p.add_argument("--force", action="store_true",
+                   help="autograde again those already autograded (their hand scores stay, flagged to review)")
     p = actions.add_parser("formgrader", help="serve nbgrader's formgrader on 127.0.0.1 (Ctrl-C stops it)")
     p.add_argument("assignment")
     p.add_argument("--port", type=int, default=8890)
@@ -471,7 +477,7 @@ def main(args):
             print(f"Collected {len(collected)} notebook(s) into {course}/submitted/"
                   + "".join(f"\n  skipped {s}: {why}" for s, why in skipped))
         elif args.action == "autograde":
-            outcome = autograde(assignment, course)
+            outcome = autograde(assignment, course, force=args.force)
             failed = {s: e for s, e in outcome.items() if e}
             print(f"Autograded {len(outcome) - len(failed)} of {len(outcome)} submission(s), outputs kept, "
                   f"into {course}/autograded/" + "".join(f"\n  {s} failed: {e}" for s, e in failed.items()))
