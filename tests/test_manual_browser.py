@@ -19,7 +19,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import course_config  # noqa: E402
 
 from autograder.authoring import manual  # noqa: E402
 from test_manual import ASSIGNMENT, build_submissions, images_in  # noqa: E402

@@ -19,13 +19,11 @@ import csv
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import course_config
