@@ -132,11 +132,19 @@ def suspicious_code(path):
     return [what for what, pattern in SUSPICIOUS.items() if re.search(pattern, text)]
 
 
+MAX_NOTEBOOK_BYTES = 20 << 20
+
+
 def check_notebook(path, assignment):
     """Messages about the notebook, whose answers are graded by hand."""
     if path is None:
         return [f"No `{assignment.notebook}` was found: your written answers and plots (graded by hand) "
                 "live there, so hand it in too."]
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:            # never parsed whole: a huge notebook would cost the grader GBs
+        return [f"`{assignment.notebook}` is {size >> 20} MB, more than the {MAX_NOTEBOOK_BYTES >> 20} MB the "
+                "grader opens: clear the large outputs (Kernel > Restart & Clear Output, then run only what the "
+                "answers need) and resubmit. The code was graded anyway."]
     try:
         notebook = json.loads(path.read_bytes().decode("utf-8-sig"))
         if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
@@ -495,8 +503,10 @@ def make_reference_submission(assignment, folder):
 def write_outputs(out_dir, results, feedback):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "feedback.md").write_text(feedback)
+    # whatever the submission's file names or bytes (lone surrogates included), both files are written
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8",
+                                          errors="backslashreplace")
+    (out_dir / "feedback.md").write_text(feedback, encoding="utf-8", errors="backslashreplace")
 
 
 def grade_to(assignment, submission_dir, out_dir, use_sandbox=True):
@@ -512,5 +522,5 @@ def grade_to(assignment, submission_dir, out_dir, use_sandbox=True):
         instructor = ["error: the grader failed:\n" + traceback.format_exc()]
     write_outputs(out_dir, results, feedback)
     for line in instructor:
-        print(line, file=sys.stderr)
+        print(sandbox.clean_text(line).encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
     return results
