@@ -87,6 +87,22 @@ def test_audit_hook_refuses_introspection_but_not_honest_code():
     assert done.stdout.split() == ["gc,trace,frames,ctypes,tb_frame", "1"]
 
 
+def test_outputs_written_whatever_the_bytes_and_big_notebooks_not_parsed(tmp_path):
+    import json
+
+    import course_config
+    from autograder.engine import grade
+    name = os.fsdecode(b"r\xe9sultats\x1b[2J.py")            # an undecodable file name, as os.listdir gives it
+    grade.write_outputs(tmp_path / "out", {"score": 1, "output": name}, f"# Feedback\n{name}\n")
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["score"] == 1
+    assert "sultats" in (tmp_path / "out" / "feedback.md").read_text(encoding="utf-8")
+    notebook = tmp_path / "vae.ipynb"
+    with open(notebook, "wb") as f:                              # sparse: no 21 MB written to disk
+        f.truncate(grade.MAX_NOTEBOOK_BYTES + (1 << 20))
+    message = grade.check_notebook(notebook, course_config.get_assignment("vae"))
+    assert len(message) == 1 and "clear the large outputs" in message[0]
+
+
 # --- hostile catalog entries graded in both isolation modes ------------------------------------
 
 ATTACKS = ["blank", "h_walk_frames", "h_kill_the_grader", "h_take_reference_code", "h_write_into_kit", "h_deep_fork_chain"]
