@@ -197,3 +197,47 @@ def test_attacks_earn_nothing_and_change_nothing(mode, tmp_path):
 
 if __name__ == "__main__":
     grade_entries(sys.argv[2:], sys.argv[1])
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="the Gradescope layout is graded as root")
+def test_gradescope_package_holds_no_solution_and_grades_the_reference_as_a_uid(tmp_path):
+    """The zip unpacked into an /autograder-like layout: no solution source in it; setup.sh's modes
+    applied; the reference graded from it as root with bubblewrap disabled: full marks, by a uid."""
+    import json
+    import stat
+    import zipfile
+
+    import course_config
+    from autograder.authoring.package import build_gradescope_zip
+    from autograder.engine import grade
+    assignment = course_config.get_assignment("vae")
+    archive = build_gradescope_zip(assignment, tmp_path / "autograder.zip")
+    root = tmp_path / "autograder"
+    source = root / "source"
+    with zipfile.ZipFile(archive) as zipped:
+        names = zipped.namelist()
+        zipped.extractall(source)
+        setup = zipped.read("setup.sh").decode()
+    assert "assignments/vae/vae.py" not in names and "reference_data/vae.json" in names
+    for path in source.rglob("*"):
+        if path.is_file():
+            assert b"### BEGIN SOLUTION" not in path.read_bytes(), path
+    assert "chmod -R go-rwx /autograder/source" in setup and "chmod 0711 /autograder" in setup
+    os.chmod(root, 0o711)                    # what setup.sh does
+    for path in [source, *source.rglob("*")]:
+        os.chmod(path, stat.S_IMODE(path.stat().st_mode) & ~0o077)
+    submission = grade.make_reference_submission(assignment, root / "submission")
+    (root / "results").mkdir()
+    env = {**os.environ, "KIT_NO_BWRAP": "1", "OUT": str(root / "results"),
+           "VAEKIT_CACHE": str(root / "cache")}
+    command = ["unshare", "-m", "sh", "-c", UID_MODE_SHELL.replace('"$OUT"', '"$KEEP"').replace("${OUT#", "${KEEP#"),
+               "uid-mode", sys.executable, "-m", "autograder", "grade", "vae", str(submission),
+               "--out", str(root / "results")]
+    done = subprocess.run(command, cwd=source, env={**env, "KEEP": str(tmp_path)}, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert "unprivileged uid" in results["output"]
+    in_kit = grade.grade_to(assignment, submission, tmp_path / "in-kit")     # the same, from the kit itself
+    assert grade.task_scores(results) == grade.task_scores(in_kit)
+    assert results["score"] == in_kit["score"] > 0

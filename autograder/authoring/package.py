@@ -3,11 +3,14 @@
 Gradescope unpacks the zip into /autograder/source, runs setup.sh once when it builds the image,
 then run_autograder for every submission (the submission in /autograder/submission, the results
 expected in /autograder/results/results.json). The zip holds the engine and this assignment's grader
-folder (probes, hidden tests, the math they judge with; not its selfcheck catalog), the reference
-solution with the kit's helper modules (to observe it) and the reference's metrics (the loss
-bands); nothing of authoring/ or qa/, nothing of the student release.
+folder (probes, hidden tests, the math they judge with; not its selfcheck catalog), the kit's
+helper modules, the reference's metrics (the loss bands) and the reference's observations, made
+here on the instructor's machine (reference_data/NAME.json); never the reference solution's
+source, nothing of authoring/ or qa/, nothing of the student release. setup.sh makes the source
+folder root's alone (0700): the worker's unprivileged uid cannot read the observations.
 """
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -23,8 +26,12 @@ cd /autograder/source
 python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install --no-cache-dir torch torchvision --index-url https://download.pytorch.org/whl/cpu
 /autograder/venv/bin/pip install --no-cache-dir -r requirements.txt
-# Observe the reference solution once, so that grading a submission does not have to.
-/autograder/venv/bin/python -m autograder cache {name}
+# The grader (hidden tests, the reference's observations) is root's alone; the worker runs as an
+# unprivileged uid that reaches only the Python in /autograder/venv (0755 under a 0711 /autograder).
+chown -R root:root /autograder/source
+chmod -R go-rwx /autograder/source
+chmod 0711 /autograder
+chmod -R go+rX /autograder/venv
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -45,7 +52,7 @@ def package_files(assignment):
         if (path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".ini")
                 and "catalog" not in relative.parts):          # the selfcheck's entries: the kit's own checks
             files.append((str(path.relative_to(KIT_ROOT)), path))
-    for path in (assignment.reference_file, *assignment.helper_paths):
+    for path in assignment.helper_paths:    # never the reference solution: its observations are shipped instead
         files.append((str(path.relative_to(KIT_ROOT)), path))
     metrics = assignment.solutions_dir / "metrics.json"
     if metrics.is_file():
@@ -63,6 +70,20 @@ def build_gradescope_zip(assignment, out_path):
             zipped.writestr(info, text.format(name=assignment.name))
         for name, path in package_files(assignment):
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
+            info.external_attr = 0o600 << 16
             zipped.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+        info = zipfile.ZipInfo(shipped_observations_name(assignment), date_time=(2020, 1, 1, 0, 0, 0))
+        info.external_attr = 0o600 << 16
+        zipped.writestr(info, json.dumps(reference_observation_data(assignment)), zipfile.ZIP_DEFLATED)
     return out_path
+
+
+def shipped_observations_name(assignment):
+    from ..engine.grade import shipped_observations
+    return str(shipped_observations(assignment).relative_to(KIT_ROOT))
+
+
+def reference_observation_data(assignment):
+    """The probes' observations of the reference solution, made here (where its source is)."""
+    from ..engine.grade import reference_observations
+    return reference_observations(assignment).worker_result.observations
