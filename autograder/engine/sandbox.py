@@ -543,11 +543,86 @@ def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, st
             return
 
 
+BACKSTOP = 10     # a step may take this many times its budget in wall-clock time while it works
+
+
+def _tree_pids(root):
+    """root and all its descendants (one scan of /proc)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return tree
+
+
+def _usage(root):
+    """(CPU seconds, seconds spent runnable but waiting for a CPU) of every thread of root's tree,
+    from /proc/PID/task/TID/schedstat; None where the kernel does not keep schedstat."""
+    cpu = waited = 0
+    for pid in _tree_pids(root):
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                    ran, delay = f.read().split()[:2]
+            except FileNotFoundError:
+                return None
+            except (OSError, ValueError):
+                continue
+            cpu += int(ran)
+            waited += int(delay)
+    return cpu / 1e9, waited / 1e9
+
+
+class _Budget:
+    """One step's budget (the import, or a probe): `seconds` of CPU time, and `seconds` of waiting
+    for anything but a CPU (a sleep, a lock, input), counted over the worker's whole process tree;
+    a wall-clock backstop of BACKSTOP times that. On a busy machine a step that is merely slow
+    waits for a CPU, which costs it nothing. Without schedstat, the wall clock alone."""
+
+    def __init__(self, root, seconds):
+        self.root, self.seconds = root, seconds
+        self.started, self.at_start = time.monotonic(), _usage(root)
+
+    def check_at(self):
+        return self.started + self.seconds
+
+    def spent(self):
+        """None while within budget, else why not (one phrase)."""
+        wall = time.monotonic() - self.started
+        if self.at_start is None or wall >= self.seconds * BACKSTOP:
+            return f"did not finish within {self.seconds if self.at_start is None else self.seconds * BACKSTOP} s"
+        now = _usage(self.root)
+        if now is None:
+            return f"did not finish within {self.seconds} s"
+        cpu, waited_for_cpu = now[0] - self.at_start[0], now[1] - self.at_start[1]
+        if cpu >= self.seconds:
+            return f"used more than {self.seconds} s of CPU time"
+        if wall - cpu - waited_for_cpu >= self.seconds:
+            return f"waited (sleeping or blocked) more than {self.seconds} s"
+        return None
+
+
 def _read_session(session, pending, limits, result, deadline_total, student_file):
     """Read one worker start to its end. Removes finished probes from pending. Returns
     "done", "restart" (a probe hung or crashed; go on with the rest), "import_failed" or "out_of_time"."""
     phase, current = "starting", None
-    deadline = time.monotonic() + limits.import_seconds
+    budget = _Budget(session.process.pid, limits.import_seconds)
+    deadline = budget.check_at()
     while True:
         now = time.monotonic()
         if now >= deadline_total:
@@ -561,13 +636,16 @@ def _read_session(session, pending, limits, result, deadline_total, student_file
                 return "import_failed"
             return "out_of_time"
         if now >= deadline:
+            why = budget.spent()
+            if why is None:                      # slow, not stuck (a busy machine): look again soon
+                deadline = now + 0.5
+                continue
             session.kill()
             if current:
-                _fail(result, pending, current, f"did not finish within {limits.probe_seconds} s "
-                                                 "(an endless loop, or waiting for something?)")
-                result.notes.append(f"probe {current} timed out after {limits.probe_seconds} s")
+                _fail(result, pending, current, f"{why} (an endless loop, or waiting for something?)")
+                result.notes.append(f"probe {current} stopped: it {why}")
                 return "restart"
-            result.import_error = (f"importing {student_file} did not finish within {limits.import_seconds} s: "
+            result.import_error = (f"importing {student_file} {why}: "
                                    "is there an endless loop, a long computation or training at module level? "
                                    "Put training under `if __name__ == \"__main__\":`.")
             return "import_failed"
@@ -629,7 +707,8 @@ def _read_session(session, pending, limits, result, deadline_total, student_file
                     return "tampered"
                 if event == "ready" and phase == "starting":
                     phase = "ready"
-                    deadline = time.monotonic() + limits.import_seconds
+                    budget = _Budget(session.process.pid, limits.import_seconds)
+                    deadline = budget.check_at()
                 elif event == "import_error" and phase == "ready":
                     result.import_error = clean_text(str(message.get("error", "unknown error"))[:600])
                     return "import_failed"
@@ -638,7 +717,8 @@ def _read_session(session, pending, limits, result, deadline_total, student_file
                     return "done" if not pending else "restart"
                 elif event == "imported" and phase == "ready":
                     phase = "imported"
-                    deadline = time.monotonic() + limits.probe_seconds
+                    budget = _Budget(session.process.pid, limits.probe_seconds)
+                    deadline = budget.check_at()
                 elif phase == "imported" and message.get("probe") in pending:
                     name = message["probe"]
                     if message.get("status") == "start":
@@ -648,7 +728,8 @@ def _read_session(session, pending, limits, result, deadline_total, student_file
                                                      "error": clean_text(str(message.get("error", ""))[:600])}
                         pending.remove(name)
                         current = None
-                    deadline = time.monotonic() + limits.probe_seconds
+                    budget = _Budget(session.process.pid, limits.probe_seconds)
+                    deadline = budget.check_at()
 
 
 def _drain_printed(session, result, seconds=1.0):
