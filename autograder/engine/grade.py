@@ -335,6 +335,10 @@ class GradingPlugin:
                 self.outcomes[item.nodeid] = ("failed", "internal grader error in this check; your instructor "
                                                         "has been told")
                 self.internal_errors.append(f"{item.nodeid}: {type(error).__name__}: {error}")
+        elif report.when == "call" and report.skipped and item.nodeid not in self.outcomes:
+            # a hidden test that skips failed because of an earlier test's mistake: not charged again
+            error = call.excinfo.value if call.excinfo is not None else None
+            self.outcomes[item.nodeid] = ("not charged", str(getattr(error, "msg", error)))
         elif report.when == "call" and report.passed:
             self.outcomes.setdefault(item.nodeid, ("passed", ""))
         return report
@@ -366,7 +370,8 @@ def run_hidden_tests(assignment, student, reference, results):
         grading = item.function.grading
         outcome, message = plugin.outcomes.get(nodeid, ("failed", "this test did not run"))
         tests.append({"id": item.function.__name__, "task": grading["task"], "title": grading["title"],
-                      "max_score": grading["points"], "passed": outcome == "passed", "message": message})
+                      "max_score": grading["points"], "passed": outcome in ("passed", "not charged"),
+                      "not_charged": outcome == "not charged", "message": message})
     order = {t.id: i for i, t in enumerate(assignment.tasks)}
     return sorted(tests, key=lambda t: order[t["task"]])       # stable: file order within a task
 
@@ -426,14 +431,26 @@ def _manual_lines(assignment):
             for t in assignment.tasks if t.manual_points]
 
 
+def score_line(assignment, tests):
+    """The one total a student reads everywhere (results.json and feedback.md): the required tasks'
+    autograded points of their maximum, the bonus on top, and what is graded by hand."""
+    bonus = {t.id for t in assignment.tasks if t.bonus}
+    required = sum(t["max_score"] for t in tests if t["passed"] and t["task"] not in bonus)
+    extra = sum(t["max_score"] for t in tests if t["passed"] and t["task"] in bonus)
+    required_max = sum(t.auto_points for t in assignment.tasks if not t.bonus)
+    bonus_max = sum(t.auto_points for t in assignment.tasks if t.bonus)
+    manual = sum(t.manual_points for t in assignment.tasks if not t.bonus)
+    manual_bonus = sum(t.manual_points for t in assignment.tasks if t.bonus)
+    return (f"Autograded: {required} of {required_max} points" + (f", plus {extra} of {bonus_max} bonus points"
+                                                                   if bonus_max else "")
+            + f". Not counted yet: {manual} points of written answers and plots"
+            + (f" (and {manual_bonus} bonus points)" if manual_bonus else "") + ", graded by hand.")
+
+
 def build_results(assignment, tests, found, worker, seconds):
     """results.json in Gradescope's autograder schema."""
     score = sum(t["max_score"] for t in tests if t["passed"])
-    auto_max = sum(t.auto_points for t in assignment.tasks if not t.bonus)
-    bonus_max = sum(t.auto_points for t in assignment.tasks if t.bonus)
-    lines = [f"Autograded: {score} points of {auto_max} (+{bonus_max} bonus). This is not your final grade: "
-             f"{sum(t.manual_points for t in assignment.tasks if not t.bonus)} more points "
-             "(and the rest of the bonus) are graded by hand:"]
+    lines = [score_line(assignment, tests) + " What is graded by hand:"]
     lines += ["  " + line for line in _manual_lines(assignment)]
     lines += found.messages
     if worker is not None:
@@ -451,7 +468,7 @@ def build_results(assignment, tests, found, worker, seconds):
             "score": t["max_score"] if t["passed"] else 0,
             "max_score": t["max_score"],
             "status": "passed" if t["passed"] else "failed",
-            "output": "" if t["passed"] else t["message"],
+            "output": ("Not charged: " + t["message"]) if t.get("not_charged") else "" if t["passed"] else t["message"],
             "visibility": "visible",
             "extra_data": {"task": t["task"], "test": t["id"]},
         } for t in tests],
@@ -460,12 +477,10 @@ def build_results(assignment, tests, found, worker, seconds):
 
 def build_feedback(assignment, tests, found, worker):
     """feedback.md: per task, what passed, what failed and a hint for each failure."""
-    score = sum(t["max_score"] for t in tests if t["passed"])
-    lines = [f"# Feedback on your {assignment.name} submission", "",
-             f"Autograded points: **{score}** (of {sum(t['max_score'] for t in tests)}, bonus included). "
-             "Written answers and plots are graded by hand and are not counted here.", ""]
+    lines = [f"# Feedback on your {assignment.name} submission", "", score_line(assignment, tests), ""]
     if found.messages:
         lines += ["## About your files", ""] + [f"- {m}" for m in found.messages] + [""]
+    hints = {}                  # a failure message -> the title of the first test that gave it
     for task in assignment.tasks:
         task_tests = [t for t in tests if t["task"] == task.id]
         lines += [f"## {task.id} {task.title}" + (" (bonus)" if task.bonus else ""), ""]
@@ -473,10 +488,16 @@ def build_feedback(assignment, tests, found, worker):
             earned = sum(t["max_score"] for t in task_tests if t["passed"])
             lines += [f"Autograded: {earned} of {task.auto_points} points.", ""]
             for t in task_tests:
-                mark = "passed" if t["passed"] else "FAILED"
+                mark = "not charged" if t.get("not_charged") else "passed" if t["passed"] else "FAILED"
                 lines.append(f"- {mark}: {t['title']} ({t['max_score']} pt)")
-                if not t["passed"]:
-                    lines.append(f"  - Hint: {t['message']}")
+                if t.get("not_charged"):
+                    lines.append(f"  - It {t['message']}.")
+                elif not t["passed"]:
+                    if t["message"] in hints:        # one cause failing several tests: said once
+                        lines.append(f"  - Hint: the same as for \"{hints[t['message']]}\" above.")
+                    else:
+                        hints[t["message"]] = t["title"]
+                        lines.append(f"  - Hint: {t['message']}")
             lines.append("")
         if task.manual_points:
             lines += [f"Graded by hand ({task.manual_points} points): {task.manual}.", ""]

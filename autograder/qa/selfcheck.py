@@ -106,12 +106,13 @@ def hidden_tests_by_task(assignment):
     return tests_by_task, titles
 
 
-KEPT_RESULT_FILES = ("perf_metrics.csv", "loss_curves.png", "manifold.png", "manifold_digits.png")
+KEPT_RESULT_FILES = ("perf_metrics.csv", "loss_curves.png", "manifold.png", "manifold_digits.png", "model.pt")
 
 
 def reference_results(assignment, target):
     """A trimmed copy of the reference results into target: what the grader reads (perf_metrics.csv,
-    the first and last epoch's images, the manifold plots, the loss curves), not model.pt."""
+    the first and last epoch's images, the manifold plots, the loss curves, model.pt: the
+    grader recomputes the result files from it)."""
     source = assignment.solutions_dir / "results"
     missing = [r.folder for r in assignment.runs if r.dataset == "mnist" and not (source / r.folder).is_dir()]
     if missing:

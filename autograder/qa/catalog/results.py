@@ -115,3 +115,105 @@ def linked_to_solutions():
         shutil.rmtree(results)
         results.symlink_to(assignment.solutions_dir / "results", target_is_directory=True)
     return _named("linked_to_solutions()", operation)
+
+
+# --- result files that no training of the submitted model produced -----------------------------
+
+def _band_middle(assignment, task_id, column):
+    """The middle of the reference runs' band for a loss column (solutions/<name>/metrics.json)."""
+    import json
+    bands = json.loads((assignment.solutions_dir / "metrics.json").read_text())["bands"][task_id]
+    return (bands[column]["low"] + bands[column]["high"]) / 2
+
+
+def fabricated(task_id, keep_model=True):
+    """The run's files made by hand: perf_metrics.csv typed to fall steadily onto the middle of the
+    reference band, every PNG replaced by generated noise of the same size; the reference's
+    model.pt kept beside them (keep_model) or removed. Nothing in it comes from a training run."""
+    def operation(results, assignment):
+        import numpy as np
+        from PIL import Image
+        folder = results / assignment.run(task_id).folder
+        header, rows = _read_csv(folder / "perf_metrics.csv")
+        last = dict(zip(header, map(float, rows[-1])))
+        n = len(rows)
+        for e, row in enumerate(rows):
+            slope = 1 + 0.5 * (n - 1 - e) / max(n - 1, 1)       # from 1.5 x the target down to it
+            for i, name in enumerate(header):
+                if name in ("train_loss", "test_loss"):
+                    row[i] = f"{_band_middle(assignment, task_id, name) * slope:.4f}"
+                elif name in LOSS_COLUMNS:      # bce and kld: the reference's last shares of its loss
+                    loss = "train_loss" if name.startswith("train") else "test_loss"
+                    share = last[name] / last[loss] if last[loss] else 0.0
+                    row[i] = f"{_band_middle(assignment, task_id, loss) * slope * share:.4f}"
+        _write_csv(folder / "perf_metrics.csv", header, rows)
+        rng = np.random.default_rng(0)
+        for path in sorted(folder.glob("*.png")):
+            with Image.open(path) as image:
+                size, mode = image.size, image.mode
+            pixels = rng.integers(0, 256, (size[1], size[0], len(mode)) if len(mode) > 1 else (size[1], size[0]),
+                                  dtype=np.uint8)
+            Image.fromarray(pixels, mode).save(path)
+        if not keep_model:
+            (folder / "model.pt").unlink(missing_ok=True)
+    return _named(f"fabricated({task_id}, keep_model={keep_model})", operation)
+
+
+def short_run_renamed(task_id, n_epochs=5):
+    """A real run of the reference for only n_epochs on mnist-test-split (trained once, cached),
+    handed in under the task's folder name (ep=<the task's epochs>), its last images renamed to the
+    last epoch the task asks for."""
+    def operation(results, assignment):
+        run = assignment.run(task_id)
+        source = cached_short_run(assignment, run, n_epochs)
+        target = results / run.folder
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target)
+        for path in _epoch_images(target).get(n_epochs - 1, []):
+            path.rename(target / path.name.replace(f"_{n_epochs - 1}.png", f"_{run.n_epochs - 1}.png"))
+    return _named(f"short_run_renamed({task_id}, {n_epochs})", operation)
+
+
+def cached_short_run(assignment, run, n_epochs):
+    """The results folder of the reference trained n_epochs on mnist-test-split, made once and cached
+    (keyed by the reference's source and the command line)."""
+    import hashlib
+    import multiprocessing
+    import course_config
+    argv = run.argv(n_epochs=n_epochs, dataset="mnist-test-split")
+    digest = hashlib.sha256(assignment.reference_file.read_bytes() + " ".join(argv).encode()).hexdigest()[:16]
+    cached = course_config.CACHE_DIR / "selfcheck" / f"{assignment.name}-{run.task}-short-{digest}"
+    if not cached.is_dir():
+        log = cached.parent / f"{cached.name}.log"      # not with_suffix: the name holds "A.2"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"selfcheck: training the reference {n_epochs} epochs for the {run.task} short run (once; cached "
+              f"in {cached}; log in {log})", flush=True)
+        process = multiprocessing.get_context("spawn").Process(target=_train_short, args=(assignment, argv, cached, log))
+        process.start()
+        process.join(1800)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        if process.exitcode != 0 or not cached.is_dir():
+            raise RuntimeError(f"the reference's {n_epochs}-epoch run failed; see {log}")
+    return cached
+
+
+def _train_short(assignment, argv, cached, log):
+    """Train the reference vae.py with argv on the course's MNIST copy; move its folder to cached."""
+    import os
+    import tempfile
+    from pathlib import Path
+    import course_config
+    from autograder.authoring.reference import load_reference_module
+    output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    module = load_reference_module(assignment)
+    with tempfile.TemporaryDirectory(prefix="vaekit-short-run-") as scratch:
+        folder = module.main(argv + ["--data_dir", str(course_config.SHARED_DATA_DIR),
+                                     "--results_dir", str(Path(scratch) / "results"), "--device", "cpu"])
+        partial = cached.parent / f"{cached.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(folder, partial)
+        partial.replace(cached)                 # atomic: never a half-written cache

@@ -23,12 +23,12 @@ def kl(expression):
 
 
 ARCHITECTURE = (
-    code_mutant("m_decoder_no_sigmoid", "decode ends with the linear layer, no sigmoid", ("A.1", "B.2"),
+    code_mutant("m_decoder_no_sigmoid", "decode ends with the linear layer, no sigmoid", ("A.1",),
                 Edit(s.DECODE, "        hidden = F.relu(self.dec_hidden(z))\n        return self.dec_output(hidden)\n")),
-    code_mutant("m_relu_before_sigmoid", "decode puts a ReLU between its last layer and the sigmoid", ("A.1", "B.2"),
+    code_mutant("m_relu_before_sigmoid", "decode puts a ReLU between its last layer and the sigmoid", ("A.1",),
                 Edit(s.DECODE, "        hidden = F.relu(self.dec_hidden(z))\n"
                                "        return torch.sigmoid(F.relu(self.dec_output(hidden)))\n")),
-    code_mutant("m_decoder_tanh", "the decoder's hidden activation is tanh", ("A.1", "B.2"),
+    code_mutant("m_decoder_tanh", "the decoder's hidden activation is tanh", ("A.1",),
                 Edit(s.DECODE, "        hidden = torch.tanh(self.dec_hidden(z))\n"
                                "        return torch.sigmoid(self.dec_output(hidden))\n")),
     code_mutant("m_encoder_no_relu", "the AE's encode has no ReLU after its hidden layer", ("A.1",),
@@ -42,12 +42,12 @@ ARCHITECTURE = (
                 Edit(s.AE_ENCODE, "            hidden = F.relu(self.enc_hidden(x))\n"
                                   "            return self.enc_code(hidden), None\n")),
     code_mutant("m_decoder_width_256", "the decoder's hidden layer is 256 wide whatever hidden_layer_size says",
-                ("A.1", "B.2"),
+                ("A.1",),
                 Edit(s.DEC_HIDDEN_LAYER, "self.dec_hidden = nn.Linear(n_dims_code, 256)"),
                 Edit(s.DEC_OUTPUT_LAYER, "self.dec_output = nn.Linear(256, n_dims_data)")),
     code_mutant("m_decoder_hardcodes_784", "the decoder's output layer hard-codes 784 pixels", ("A.1",),
                 Edit(s.DEC_OUTPUT_LAYER, "self.dec_output = nn.Linear(hidden_layer_size, 784)")),
-    code_mutant("m_encoder_hardcodes_784", "the encoder's input layer hard-codes 784 pixels", ("A.1", "B.2"),
+    code_mutant("m_encoder_hardcodes_784", "the encoder's input layer hard-codes 784 pixels", ("A.1",),
                 Edit(s.ENC_HIDDEN_LAYER, "self.enc_hidden = nn.Linear(784, hidden_layer_size)")),
 )
 
@@ -145,3 +145,43 @@ MONTE_CARLO = (
 )
 
 MUTANTS = ARCHITECTURE + VAE + KL + LOSS + LATENT + BONUS + RESULTS + MONTE_CARLO
+
+# Result files that the submitted model.pt did not produce: they earn nothing (the result-file tests
+# recompute them from model.pt), whatever the code earns. The reference entry keeps those points.
+FABRICATED = (
+    Entry("m_results_fabricated", "mutant", "hand-typed perf_metrics.csv at the band's middle and generated PNGs "
+          "of the right sizes beside the reference's model.pt", expect={"A.2": "lose", "B.2": "code", "C": "code"},
+          results=(r.fabricated("A.2"), r.fabricated("B.2"))),
+    Entry("m_results_fabricated_no_model", "mutant", "the same hand-made results without model.pt",
+          expect={"A.2": "lose", "B.2": "code", "C": "code"},
+          results=(r.fabricated("A.2", keep_model=False), r.fabricated("B.2", keep_model=False))),
+    Entry("m_ae_short_run_renamed", "mutant", "a real 5-epoch AE run handed in under the ep=100 folder",
+          expect=loses("A.2"), results=(r.short_run_renamed("A.2", 5),)),
+)
+
+MUTANTS = MUTANTS + FABRICATED
+
+# forward itself wrong while decode, the KL and bce are right: the ELBO check charges it.
+FORWARD = (
+    code_mutant("m_forward_returns_logvar_mu", "forward returns (x_hat, logvar, mu): loss_function gets them swapped",
+                ("B.2",), Edit(s.FORWARD_DECODE, "        return self.decode(z), logvar, mu\n")),
+)
+
+MUTANTS = MUTANTS + FORWARD
+
+# The KL's properties are charged on their own only where the closed form cannot explain them.
+AE_KL = (
+    code_mutant("m_ae_kl_not_zero", "the plain AE's loss adds a KL term of its code (as if logvar were 0)", ("B.2",),
+                Edit("            kld = torch.zeros((), device=recon_x.device)\n",
+                     "            kld = 0.5 * torch.sum(mu.pow(2))\n")),
+)
+
+MUTANTS = MUTANTS + AE_KL
+
+# The terms' types are charged on their own when the KL cannot explain them.
+LOSS_TYPES = (
+    code_mutant("m_loss_returns_floats", "loss_function returns Python numbers (.item()) instead of tensors", ("B.2",),
+                Edit(s.LOSS_RETURN, "        return (bce + kld).item(), bce.item(), kld.item()\n")),
+)
+
+MUTANTS = MUTANTS + LOSS_TYPES

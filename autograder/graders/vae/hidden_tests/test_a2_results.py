@@ -4,7 +4,7 @@ from autograder.graders.vae.hidden_tests.checks import check_final_losses, check
 from autograder.engine.judge import graded
 
 
-@graded("A.2", 2, "AE result files: 100 epochs, reconstructions and samples")
+@graded("A.2", 2, "AE result files: every epoch's losses, the last epoch's reconstructions and samples")
 def test_ae_result_files(results):
     check_run_files(results, "A.2")
 

@@ -56,6 +56,6 @@ def test_celeba_transform(student):
             fail("the transformed images should be floats in [0, 1]")
 
 
-@graded("bonus", 2, "Face VAE result files: 100 epochs, reconstructions and samples")
+@graded("bonus", 2, "Face VAE result files: every epoch's losses, the last epoch's reconstructions and samples")
 def test_celeba_result_files(results):
     check_run_files(results, "bonus")
