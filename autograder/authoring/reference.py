@@ -336,7 +336,8 @@ def solution_notebook(assignment, out_dir, epochs):
         solution = scratch / course_config.SOLUTIONS_DIR / assignment.name / assignment.notebook
         work = scratch / "run"
         work.mkdir()
-        shutil.copyfile(assignment.reference_file, work / assignment.student_file)
+        for path in (assignment.reference_file, *assignment.helper_paths):
+            shutil.copyfile(path, work / path.name)
         shutil.copytree(out_dir / "results", work / "results")
         notebook = nbformat.read(solution, as_version=4)
         for cell in notebook.cells:
