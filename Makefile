@@ -23,7 +23,7 @@ release: $(VENV)/.installed     ## regenerate release/vae from assignments/vae
 check-release: $(VENV)/.installed
 	$(PY) -m autograder release vae --check
 
-selfcheck: $(VENV)/.installed   ## grade the catalog of mutants, variants, hostile and malformed submissions
+selfcheck: $(VENV)/.installed   ## the whole catalog (about 10 min on 2 cores; make test runs its smoke part)
 	$(PY) -m autograder selfcheck vae --fast
 
 reference: $(VENV)/.installed   ## train the reference solutions (100 epochs, 3 seeds) into solutions/vae

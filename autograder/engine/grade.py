@@ -320,6 +320,14 @@ class GradingPlugin:
     def seed(self):
         return self.assignment.seeds.probes
 
+    def pytest_sessionstart(self, session):
+        judge.start_grading()
+
+    def pytest_runtest_setup(self, item):
+        grading = getattr(item.function, "grading", None)
+        if grading:
+            judge.start_test(grading["task"], grading["title"])
+
     def pytest_collection_modifyitems(self, items):
         for item in items:
             self.items[item.nodeid] = item
@@ -369,6 +377,8 @@ def run_hidden_tests(assignment, student, reference, results):
     for nodeid, item in plugin.items.items():
         grading = item.function.grading
         outcome, message = plugin.outcomes.get(nodeid, ("failed", "this test did not run"))
+        if outcome == "not charged" and not judge.waiver_holds(grading["title"]):
+            outcome = "failed"          # the mistake it blamed was not recognised: no point without the check
         tests.append({"id": item.function.__name__, "task": grading["task"], "title": grading["title"],
                       "max_score": grading["points"], "passed": outcome in ("passed", "not charged"),
                       "not_charged": outcome == "not charged", "message": message})

@@ -31,6 +31,49 @@ def with_context(prefix):
         fail(prefix + str(failure.msg))
 
 
+# --- charging a mistake once -----------------------------------------------------------------
+# A hidden test that fails only because an earlier test's mistake breaks what it measures is not
+# charged again, but only when the grader RECOGNISED that mistake: the student's values equal what
+# the grader itself computes for it (a missing sigmoid, a softplus on logvar, a KL without its 1/2).
+# Such values cannot come without the rest of the code being right, so the waiver gives nothing for
+# free; an unrecognised failure earns no waiver (DESIGN §9: no point without the work).
+
+_recognised = set()          # names of this grading's tests that failed on a recognised mistake
+_waived = {}                 # title of a test that skipped as "not charged" -> the test it blamed
+_current = ()                # the names of the test running now: its title, and "task title"
+
+
+def start_grading():
+    _recognised.clear()
+    _waived.clear()
+
+
+def start_test(task, title):
+    global _current
+    _current = (title, f"{task} {title}")
+
+
+def fail_recognised(message):
+    """Fail the current test on a mistake the grader recognised in values it computed itself."""
+    _recognised.update(_current)
+    fail(message)
+
+
+def not_charged(earlier, message):
+    """End the current test as "not charged": it failed because of what the earlier test (named by
+    its title, or "task title") found. The engine keeps it uncharged only if that test failed on a
+    recognised mistake by the end of the grading (in whatever order the tests ran); otherwise it
+    counts as failed with the same message."""
+    if _current:
+        _waived[_current[0]] = earlier
+    pytest.skip(message)
+
+
+def waiver_holds(title):
+    """Whether the "not charged" outcome of the test titled title stands (see not_charged)."""
+    return _waived.get(title) in _recognised
+
+
 def graded(task, points, title):
     """Mark a hidden test with its task id, its points and the title the student sees."""
     def mark(function):

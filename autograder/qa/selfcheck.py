@@ -51,7 +51,7 @@ import traceback
 from pathlib import Path
 
 import course_config
-from .. import KIT_ROOT
+from .. import KIT_ROOT, graders
 from ..engine import sandbox
 from . import catalog
 
@@ -658,7 +658,11 @@ def run_selfcheck(assignment, args, scratch, started):
     if bwrap is None or not sandbox.bwrap_works(bwrap):
         raise SetupError("bubblewrap (bwrap) is missing or cannot create namespaces here: the hostile entries "
                          "need the sandbox; install the Debian package 'bubblewrap'")
-    entries = select(catalog.entries_for(assignment), args.only)
+    only = args.only
+    if getattr(args, "smoke", False):
+        only = [*(only or []), *graders.catalog(assignment).SMOKE]
+        args.only = only
+    entries = select(catalog.entries_for(assignment), only)
     become_subreaper()
     results = reference_results(assignment, scratch / "reference-results")
     reference_observations(assignment)          # once here, not by every grader at once

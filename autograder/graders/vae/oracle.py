@@ -5,7 +5,7 @@ Task B.1, BCE. Runs in the grader's process; it never imports a submission.
 
 import torch
 
-from autograder.engine.judge import close
+from autograder.engine.judge import close, fail, fail_recognised
 from autograder.graders.vae.probes import inputs
 
 
@@ -73,12 +73,20 @@ def decoder_candidates(seed, sizes, z):
     }
 
 
-def diagnose(actual, candidates, tolerances, default):
-    """The hint of the first mistake whose output matches actual, else default."""
+def recognise(actual, candidates, tolerances):
+    """The hint of the first mistake whose output matches actual, else None."""
     for name, (values, hint) in candidates.items():
         if name != "correct" and close(actual, values.numpy(), tolerances):
             return hint
-    return default
+    return None
+
+
+def fail_diagnosed(actual, candidates, tolerances, default):
+    """Fail with the hint of the mistake actual matches (a recognised mistake), else with default."""
+    hint = recognise(actual, candidates, tolerances)
+    if hint:
+        fail_recognised(hint)
+    fail(default)
 
 
 def kl_closed_form(mu, logvar):

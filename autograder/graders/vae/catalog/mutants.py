@@ -41,13 +41,16 @@ ARCHITECTURE = (
     code_mutant("m_ae_encode_tuple", "the AE's encode returns (z, None) like the VAE's pair", ("A.1",),
                 Edit(s.AE_ENCODE, "            hidden = F.relu(self.enc_hidden(x))\n"
                                   "            return self.enc_code(hidden), None\n")),
+    # A.1 and B.2: decode's layers are wrong, so the grader cannot recognise the mistake in values it
+    # computes, and forward + loss_function (B.2), which needs decode, is charged too (DESIGN §9).
     code_mutant("m_decoder_width_256", "the decoder's hidden layer is 256 wide whatever hidden_layer_size says",
-                ("A.1",),
+                ("A.1", "B.2"),
                 Edit(s.DEC_HIDDEN_LAYER, "self.dec_hidden = nn.Linear(n_dims_code, 256)"),
                 Edit(s.DEC_OUTPUT_LAYER, "self.dec_output = nn.Linear(256, n_dims_data)")),
     code_mutant("m_decoder_hardcodes_784", "the decoder's output layer hard-codes 784 pixels", ("A.1",),
                 Edit(s.DEC_OUTPUT_LAYER, "self.dec_output = nn.Linear(hidden_layer_size, 784)")),
-    code_mutant("m_encoder_hardcodes_784", "the encoder's input layer hard-codes 784 pixels", ("A.1",),
+    # the hidden layer that the AE and the VAE share is hard-coded: a structural mistake, charged in both
+    code_mutant("m_encoder_hardcodes_784", "the encoder's input layer hard-codes 784 pixels", ("A.1", "B.2"),
                 Edit(s.ENC_HIDDEN_LAYER, "self.enc_hidden = nn.Linear(784, hidden_layer_size)")),
 )
 

@@ -2,17 +2,16 @@
 
 import math
 
-import pytest
-
-from autograder.engine.judge import fail, png_size, read_metrics
+from autograder.engine.judge import fail, not_charged, png_size, read_metrics
 
 
 
 def depends_on(earlier, why):
-    """End the current test without charging it (engine/grade.py scores a hidden test that skips as
-    "not charged"): it failed because of the mistake that the earlier test, named by its title,
-    already charges. The student reads which check to fix first, and why this one fails too."""
-    pytest.skip(f"depends on \"{earlier}\": fix that first ({why})")
+    """End the current test, which failed because of what the earlier test (named by its title)
+    found. When that test recognised the mistake in values the grader computed itself, this one is
+    not charged again (judge.not_charged); otherwise it fails. Either way the student reads which
+    check to fix first."""
+    not_charged(earlier, f"depends on \"{earlier}\": fix that first ({why})")
 
 
 REQUIRED_COLUMNS = ("epoch", "train_loss", "test_loss")

@@ -1,7 +1,7 @@
 """A.1: the autoencoder's layers, activations and generality."""
 
 from autograder.engine.judge import array, close, fail, graded, kind_of, matches_reference, with_context
-from autograder.graders.vae.oracle import decoder_candidates, diagnose, encoder_candidates
+from autograder.graders.vae.oracle import decoder_candidates, encoder_candidates, fail_diagnosed, recognise
 from autograder.graders.vae.probes import inputs
 from autograder.graders.vae.hidden_tests.checks import depends_on
 
@@ -21,22 +21,41 @@ def layer_hint(part, got, expected):
             "against n_dims_data, hidden_layer_size and n_dims_code, and the order of the layers")
 
 
-def check_layers(student, reference, part):
-    """The nn.Linear layers part ("encode" or "decode") calls are the reference's, in order."""
+COPIED_OUTPUT = {"encode": ("encode", 0, "output"), "decode": ("decode",)}
+
+
+def copied_candidates(part, seed):
+    """What part computes with the probe weights: the right output and plausible mistakes."""
+    x, z = inputs.copied_inputs(seed, inputs.DEFAULT_SIZES)
+    if part == "encode":
+        return encoder_candidates(seed, inputs.DEFAULT_SIZES, x)
+    return decoder_candidates(seed, inputs.DEFAULT_SIZES, z)
+
+
+def check_layers(student, reference, tol, seed, part):
+    """The nn.Linear layers part ("encode" or "decode") calls are the reference's, in order, and
+    the values back it: with the grader's weights copied into them, part computes the reference's
+    output or a mistake the grader recognises (layer shapes alone are a claim, worth no point)."""
     expected = reference.get("ae_structure", part, "layers")
     got = student.get("ae_structure", part, "layers")
     if got != expected:
         fail(layer_hint(part, got, expected))
+    output = array(student.get("ae_copied", *COPIED_OUTPUT[part]), f"{part}'s output")
+    if close(output, array(reference.get("ae_copied", *COPIED_OUTPUT[part])), tol):
+        return
+    if recognise(output, copied_candidates(part, seed), tol) is None:
+        fail(f"{part} calls layers of the right shapes, but with the grader's weights copied into them its "
+             "output matches no network built from those layers: see the check of its values")
 
 
 @graded("A.1", 4, ENCODER_LAYERS)
-def test_ae_encoder_layers(student, reference):
-    check_layers(student, reference, "encode")
+def test_ae_encoder_layers(student, reference, tol, seed):
+    check_layers(student, reference, tol, seed, "encode")
 
 
 @graded("A.1", 4, DECODER_LAYERS)
-def test_ae_decoder_layers(student, reference):
-    check_layers(student, reference, "decode")
+def test_ae_decoder_layers(student, reference, tol, seed):
+    check_layers(student, reference, tol, seed, "decode")
 
 
 @graded("A.1", 4, ENCODE_VALUES)
@@ -49,10 +68,9 @@ def test_ae_encode_values(student, reference, tol, seed):
         fail(f"encode returned shape {got.shape} for a batch of {expected.shape[0]}; it should be (B, n_dims_code)")
     if not matches_reference(student, reference, tol, "ae_structure", "encode", "layers"):
         depends_on(ENCODER_LAYERS, "the grader copies its weights into your layers, which differ")
-    x, _ = inputs.copied_inputs(seed, inputs.DEFAULT_SIZES)
-    fail(diagnose(got, encoder_candidates(seed, inputs.DEFAULT_SIZES, x), tol,
+    fail_diagnosed(got, copied_candidates("encode", seed), tol,
                   "with the grader's weights copied into your layers, encode gives other codes than the "
-                  "reference: check linear -> ReLU -> linear, and that nothing else happens to x"))
+                   "reference: check linear -> ReLU -> linear, and that nothing else happens to x")
 
 
 @graded("A.1", 4, DECODE_VALUES)
@@ -65,12 +83,11 @@ def test_ae_decode_values(student, reference, tol, seed):
         fail(f"decode returned shape {got.shape} for a batch of {expected.shape[0]} codes; it should be (B, n_dims_data)")
     if not matches_reference(student, reference, tol, "ae_structure", "decode", "layers"):
         depends_on(DECODER_LAYERS, "the grader copies its weights into your layers, which differ")
-    _, z = inputs.copied_inputs(seed, inputs.DEFAULT_SIZES)
-    if got.min() < 0 or got.max() > 1:
-        fail("the decoder's outputs leave (0, 1): is the sigmoid at the end missing?")
-    fail(diagnose(got, decoder_candidates(seed, inputs.DEFAULT_SIZES, z), tol,
-                  "with the grader's weights copied into your layers, decode gives other images than the "
-                  "reference: check linear -> ReLU -> linear -> sigmoid"))
+    fail_diagnosed(got, copied_candidates("decode", seed), tol,
+                   "the decoder's outputs leave (0, 1): is the sigmoid at the end missing?"
+                   if got.min() < 0 or got.max() > 1 else
+                   "with the grader's weights copied into your layers, decode gives other images than the "
+                   "reference: check linear -> ReLU -> linear -> sigmoid")
 
 
 @graded("A.1", 2, AE_OTHER_SIZES)

@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from autograder.engine.judge import (array, close, fail, graded, kind_of, matches_reference, scalar_value,
+from autograder.engine.judge import (array, close, fail, fail_recognised, graded, kind_of, matches_reference, scalar_value,
                                      with_context)
 from autograder.graders.vae.oracle import (binary_cross_entropy_sum, encoder_candidates, kl_closed_form,
-                                           kl_distributions, kl_mistakes, logvar_candidates)
+                                           kl_distributions, kl_mistakes, logvar_candidates, recognise)
 from autograder.graders.vae.probes import inputs
 from autograder.graders.vae.hidden_tests.checks import check_final_losses, check_run_files, depends_on
 from autograder.graders.vae.hidden_tests.test_a1_autoencoder import AE_OTHER_SIZES, DECODE_VALUES
@@ -46,11 +46,34 @@ def matching_order(student, reference, tol, probe, *prefix):
     return None
 
 
+def heads_recognised(student, tol, seed):
+    """Whether some head order of the student's (mu, logvar), with the grader's weights copied in,
+    equals what the grader computes for the right network or a recognised mistake in it."""
+    x, _ = inputs.copied_inputs(seed, inputs.DEFAULT_SIZES)
+    mu_candidates = encoder_candidates(seed, inputs.DEFAULT_SIZES, x)
+    logvar_options = logvar_candidates(seed, inputs.DEFAULT_SIZES, x)
+    orders = student.get("vae_copied", "encode")
+    for index in range(len(orders) if isinstance(orders, list) else 0):
+        if not student.has("vae_copied", "encode", index, "output"):
+            continue
+        output = student.get("vae_copied", "encode", index, "output")
+        if kind_of(output) not in ("tuple", "list") or len(output.get("items", [])) != 2:
+            continue
+        mu, logvar = mu_logvar(output)
+        mu_known = any(close(mu, values.numpy(), tol) for values, _ in mu_candidates.values())
+        if mu_known and any(close(logvar, values.numpy(), tol) for values, _ in logvar_options.values()):
+            return True
+    return False
+
+
 @graded("B.2", 2, VAE_ENCODER_LAYERS)
-def test_vae_encoder_layers(student, reference):
+def test_vae_encoder_layers(student, reference, tol, seed):
     expected = reference.get("vae_structure", "encode", "layers")
     got = student.get("vae_structure", "encode", "layers")
     if got == expected:
+        if not heads_recognised(student, tol, seed):     # layer shapes alone are a claim, worth no point
+            fail("encode calls layers of the right shapes, but with the grader's weights copied into them "
+                 "(mu, logvar) match no network built from those layers: see the check of its values")
         return
     if len(got) == len(expected) - 1:
         fail("the VAE's encode calls one nn.Linear layer too few: is the log-variance layer "
@@ -71,7 +94,7 @@ def test_vae_encode_values(student, reference, tol, seed):
     right_logvar = logvar_candidates(seed, inputs.DEFAULT_SIZES, x)
     for first, second in ((mu, logvar), (logvar, mu)):
         if close(first, right_logvar["correct"][0].numpy(), tol) and close(second, right_mu["correct"][0].numpy(), tol):
-            fail("encode returns (logvar, mu): the contract's order is (mu, logvar)")
+            fail_recognised("encode returns (logvar, mu): the contract's order is (mu, logvar)")
     if close(mu, right_mu["correct"][0].numpy(), tol) and logvar.min() >= 0:
         depends_on(LOGVAR_UNCONSTRAINED, "mu is right, but logvar is never negative")
     for candidates, got, name in ((right_mu, mu, "mu"), (right_logvar, logvar, "logvar")):
@@ -79,20 +102,24 @@ def test_vae_encode_values(student, reference, tol, seed):
             continue                # this one is right: the mistake is in the other
         for key, (values, hint) in candidates.items():
             if key != "correct" and close(got, values.numpy(), tol):
-                fail(f"{name}: {hint}")
+                fail_recognised(f"{name}: {hint}")
     fail("with the grader's weights copied into your layers, (mu, logvar) differ from the reference: "
          "both come from the same ReLU hidden layer, each through its own linear layer")
 
 
 @graded("B.2", 1, LOGVAR_UNCONSTRAINED)
-def test_vae_logvar_unconstrained(student, reference, tol):
+def test_vae_logvar_unconstrained(student, reference, tol, seed):
     order = matching_order(student, reference, tol, "vae_copied")
     _, logvar = mu_logvar(student.get("vae_copied", "encode", order or 0, "output"))
     _, expected = mu_logvar(reference.get("vae_copied", "encode", 0, "output"))
     assert expected.min() < 0, "the probe must produce negative log-variances"
     if logvar.min() >= 0:
-        fail("logvar is never negative: it must be unconstrained (log sigma^2 < 0 whenever sigma < 1), "
-             "so no ReLU, softplus or exp after its layer")
+        message = ("logvar is never negative: it must be unconstrained (log sigma^2 < 0 whenever sigma < 1), "
+                   "so no ReLU, softplus or exp after its layer")
+        x, _ = inputs.copied_inputs(seed, inputs.DEFAULT_SIZES)
+        if recognise(logvar, logvar_candidates(seed, inputs.DEFAULT_SIZES, x), tol):
+            fail_recognised(message)
+        fail(message)
     if not close(logvar, expected, tol):
         depends_on(VAE_ENCODE_VALUES, "logvar takes negative values but differs from the reference")
 
@@ -164,7 +191,7 @@ def test_kl_closed_form(student, tol, seed):
         values = array(kld, "kld")
         if values.size != 1:
             if values.size == mu.shape[0] and math.isclose(float(values.sum()), right, rel_tol=tol.rtol, abs_tol=1e-4):
-                fail("kld holds one value per example: sum it over the batch too, so that it is one number")
+                fail_recognised("kld holds one value per example: sum it over the batch too, so that it is one number")
             fail(f"kld has shape {values.shape}: it should be one number, the sum over the batch and the code dimensions")
         observed.append(float(values.reshape(())))
         expected.append(right)
@@ -176,7 +203,7 @@ def test_kl_closed_form(student, tol, seed):
         candidate = [case[index][0] for case in mistakes]
         informative = [i for i, (name, _, _) in enumerate(cases) if name != "prior"]
         if close([observed[i] for i in informative], [candidate[i] for i in informative], tol):
-            fail(hint)
+            fail_recognised(hint)
     fail("kld differs from the closed form 1/2 [mu^T mu + tr(Sigma) - log|Sigma| - n], summed over the batch, "
          "with Sigma = diag(exp(logvar))")
 
