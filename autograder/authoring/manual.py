@@ -15,10 +15,12 @@ never in the kit's release/:
   status      what is collected, autograded and still to grade by hand.
 """
 
+import atexit
 import csv
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -149,12 +151,19 @@ def _gradescope_submissions(export):
     return found
 
 
+def _scratch_folder(prefix):
+    """A temporary folder for an unpacked .zip, removed when this command ends."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def find_sources(source):
     """(student id, folder or .zip) for each submission under source: a folder of submissions (one
     folder or .zip per student, as `batch` takes), or a Gradescope export (folder or .zip)."""
     source = Path(source)
     if source.is_file() and source.suffix.lower() == ".zip":
-        unpacked = Path(tempfile.mkdtemp(prefix="kit-export-"))
+        unpacked = _scratch_folder("kit-export-")
         from ..engine.batch import unzip_safely
         unzip_safely(source, unpacked)
         source = unpacked
@@ -172,7 +181,7 @@ def _notebook_of(path, notebook):
     """Path of the notebook in a submission folder (or .zip, unpacked), searched one level deep too."""
     if path.suffix.lower() == ".zip":
         from ..engine.batch import unzip_safely
-        unpacked = Path(tempfile.mkdtemp(prefix="kit-zip-"))
+        unpacked = _scratch_folder("kit-zip-")
         unzip_safely(path, unpacked)
         path = unpacked
     candidates = [path / notebook, *sorted(path.glob(f"*/{notebook}"))]
