@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test release check-release selfcheck reference bench clean
+.PHONY: demo test release check-release selfcheck selfcheck-load reference bench clean
 
 demo: $(VENV)/.installed        ## set up, release, train briefly, print the figures, grade reference and release
 	$(PY) -m autograder demo vae
@@ -25,6 +25,9 @@ check-release: $(VENV)/.installed
 
 selfcheck: $(VENV)/.installed   ## the whole catalog (about 10 min on 2 cores; make test runs its smoke part)
 	$(PY) -m autograder selfcheck vae --fast
+
+selfcheck-load: $(VENV)/.installed  ## the smoke entries graded idle, then beside 8 busy processes: same scores
+	$(PY) -m autograder selfcheck vae --fast --smoke --load 8
 
 reference: $(VENV)/.installed   ## train the reference solutions (100 epochs, 3 seeds) into solutions/vae
 	$(PY) -m autograder reference vae

@@ -178,6 +178,9 @@ def build_parser():
     p.add_argument("--only", nargs="*", default=None, help="grade only these catalog entries")
     p.add_argument("--fast", action="store_true",
                    help="shorter timeouts (probe 5 s, submission 90 s) so that hostile entries finish sooner")
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="grade the selected entries a second time with N busy processes beside them and "
+                        "report any score that differs from the idle pass")
     p.add_argument("--smoke", action="store_true",
                    help="grade only the catalog's smoke entries (the assignment's SMOKE list: the reference, the "
                         "blank release, a variant, a few mutants and attacks); the whole catalog is `make selfcheck`")

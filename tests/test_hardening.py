@@ -117,6 +117,7 @@ keep=$(mktemp -d) && mount --bind /root "$keep" && mount -t tmpfs -o mode=0711 t
 for entry in "$keep"/.pyenv; do if [ -e "$entry" ]; then mkdir -p "/root/${entry##*/}" && mount --bind "$entry" "/root/${entry##*/}"; fi; done &&
 mkdir /root/old-tmp && mount --bind /tmp /root/old-tmp && mount -t tmpfs -o mode=1777 tmpfs /tmp &&
 mkdir -p "$OUT" && mount --bind "/root/old-tmp/${OUT#/tmp/}" "$OUT" &&
+case "$KIT" in /tmp/*) mkdir -p "$KIT" && mount --bind "/root/old-tmp/${KIT#/tmp/}" "$KIT";; esac &&
 exec "$@"
 '''
 
@@ -177,7 +178,8 @@ def test_attacks_earn_nothing_and_change_nothing(mode, tmp_path):
     if mode == "bwrap" and sandbox.isolation_mode() != "bwrap":
         pytest.skip("bubblewrap cannot run here")
     (tmp_path / "out").mkdir()
-    env = {**os.environ, "KIT_NO_BWRAP": "1" if mode == "uid" else "", "OUT": str(tmp_path / "out")}
+    env = {**os.environ, "KIT_NO_BWRAP": "1" if mode == "uid" else "", "OUT": str(tmp_path / "out"),
+           "KIT": str(KIT_ROOT)}       # a checkout under /tmp (CI's clone, say) stays visible
     command = [sys.executable, str(KIT_ROOT / "tests" / "test_hardening.py"), str(tmp_path / "out"), *ATTACKS]
     if mode == "uid":
         command = ["unshare", "-m", "sh", "-c", UID_MODE_SHELL, "uid-mode", *command]
@@ -208,6 +210,7 @@ def test_gradescope_package_holds_no_solution_and_grades_the_reference_as_a_uid(
     import zipfile
 
     import course_config
+    from autograder import KIT_ROOT
     from autograder.authoring.package import build_gradescope_zip
     from autograder.engine import grade
     assignment = course_config.get_assignment("vae")
@@ -229,7 +232,7 @@ def test_gradescope_package_holds_no_solution_and_grades_the_reference_as_a_uid(
     submission = grade.make_reference_submission(assignment, root / "submission")
     (root / "results").mkdir()
     env = {**os.environ, "KIT_NO_BWRAP": "1", "OUT": str(root / "results"),
-           "VAEKIT_CACHE": str(root / "cache")}
+           "VAEKIT_CACHE": str(root / "cache"), "KIT": str(KIT_ROOT)}
     command = ["unshare", "-m", "sh", "-c", UID_MODE_SHELL.replace('"$OUT"', '"$KEEP"').replace("${OUT#", "${KEEP#"),
                "uid-mode", sys.executable, "-m", "autograder", "grade", "vae", str(submission),
                "--out", str(root / "results")]

@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 import traceback
+import types
 from pathlib import Path
 
 import course_config
@@ -687,11 +688,50 @@ def run_selfcheck(assignment, args, scratch, started):
         batched = {o.entry.name: o for o in outcomes if o.entry.batch}
         problems += check_batch(Path(context.batch_out), batched, reference_outcome)
 
+    if getattr(args, "load", 0):
+        problems += compare_under_load(assignment, entries, singles, outcomes, scratch, args, parallel, listener)
+
     tests_by_task, titles = hidden_tests_by_task(assignment)
     coverage = mutant_coverage(outcomes, titles)
     uncovered = [t for t, mutants in coverage.items() if not mutants] if not args.only else []
     print_report(outcomes, tests_by_task, titles, coverage, points)
     return summarize(outcomes, problems, uncovered, not args.only, started, args.fast, context.port)
+
+
+class _NoWatch:
+    """What grade_all needs of a Watch, for the second (loaded) pass, whose isolation the first checked."""
+    disk = types.SimpleNamespace(sample=lambda: None)
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+
+def compare_under_load(assignment, entries, singles, idle_outcomes, scratch, args, parallel, listener):
+    """Grade the single entries again while args.load processes spin on every CPU they can get, and
+    return a problem for each entry whose per-task scores differ from the idle pass (grades must not
+    depend on how busy the machine is)."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+            for _ in range(args.load)]
+    started = time.monotonic()
+    try:
+        loaded = grade_all(assignment, entries, singles, None, scratch / "batch-unused", scratch / "out-loaded",
+                           args.fast, parallel, _NoWatch(), listener)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    problems = []
+    for idle, busy_outcome in zip(idle_outcomes, loaded):
+        if not idle.entry.batch and idle.scores != busy_outcome.scores:
+            problems.append(f"{idle.entry.name} scored {busy_outcome.scores} with {args.load} busy processes "
+                            f"beside it, {idle.scores} on the idle machine")
+    print(f"\nunder load: {sum(not o.entry.batch for o in loaded)} entries graded again with {args.load} busy "
+          f"processes in {time.monotonic() - started:.0f} s; "
+          + (f"{len(problems)} scored differently" if problems else "every score is the idle pass's"), flush=True)
+    return problems
 
 
 def grade_all(assignment, entries, singles, batch_dir, batch_out, out_dir, fast, parallel, watch, listener):
