@@ -40,7 +40,10 @@ def check_layers(student, reference, tol, seed, part):
     got = student.get("ae_structure", part, "layers")
     if got != expected:
         fail(layer_hint(part, got, expected))
-    output = array(student.get("ae_copied", *COPIED_OUTPUT[part]), f"{part}'s output")
+    described = student.get("ae_copied", *COPIED_OUTPUT[part])
+    if kind_of(described) in ("tuple", "list") and described.get("items"):
+        described = described["items"][0]      # a tuple where a tensor belongs: the return-types check says so
+    output = array(described, f"{part}'s output")
     if close(output, array(reference.get("ae_copied", *COPIED_OUTPUT[part])), tol):
         return
     if recognise(output, copied_candidates(part, seed), tol) is None:
