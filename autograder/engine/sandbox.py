@@ -60,6 +60,7 @@ class WorkerResult:
     sandboxed: bool = False
     isolation: str = ""                    # one line saying how the worker was isolated
     seconds: float = 0.0
+    charged_seconds: float = 0.0           # the steps' time, less their waits for a CPU (see _Budget)
 
 
 def bwrap_path():
@@ -482,7 +483,7 @@ def _readable_by_all(path):
 
 
 def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, started, job_spec, uid, mode):
-    deadline_total = started + limits.wall_seconds
+    deadline_total = started + limits.wall_seconds * BACKSTOP      # a backstop: the budget is charged time
     imported_once = False
     while pending or not imported_once:
         _prepare_scratch(module_file, scratch, uid, job_spec, bwrap)
@@ -566,10 +567,13 @@ def _tree_pids(root):
     return tree
 
 
-def _usage(root):
-    """(CPU seconds, seconds spent runnable but waiting for a CPU) of every thread of root's tree,
-    from /proc/PID/task/TID/schedstat; None where the kernel does not keep schedstat."""
-    cpu = waited = 0
+SAMPLE_SECONDS = 0.5   # how often a running step's threads are read (a thread that ends loses at most this)
+
+
+def _thread_usage(root):
+    """{(pid, tid): (CPU seconds, seconds runnable but waiting for a CPU)} of every thread of root's
+    tree, from /proc/PID/task/TID/schedstat; None where the kernel does not keep schedstat."""
+    usage = {}
     for pid in _tree_pids(root):
         try:
             tasks = os.listdir(f"/proc/{pid}/task")
@@ -583,33 +587,72 @@ def _usage(root):
                 return None
             except (OSError, ValueError):
                 continue
-            cpu += int(ran)
-            waited += int(delay)
-    return cpu / 1e9, waited / 1e9
+            usage[(pid, task)] = (int(ran) / 1e9, int(delay) / 1e9)
+    return usage
 
 
 class _Budget:
     """One step's budget (the import, or a probe): `seconds` of CPU time, and `seconds` of waiting
     for anything but a CPU (a sleep, a lock, input), counted over the worker's whole process tree;
     a wall-clock backstop of BACKSTOP times that. On a busy machine a step that is merely slow
-    waits for a CPU, which costs it nothing. Without schedstat, the wall clock alone."""
+    waits for a CPU, which costs it nothing. Without schedstat, the wall clock alone.
+
+    Threads come and go during a step (the worker runs each probe on a fresh thread): each thread's
+    counters are kept as last seen (sampled every SAMPLE_SECONDS), so one that ended still counts
+    with what it had done, and one that was there before the step counts only what it did since."""
 
     def __init__(self, root, seconds):
         self.root, self.seconds = root, seconds
-        self.started, self.at_start = time.monotonic(), _usage(root)
+        self.started, self.ended = time.monotonic(), None
+        usage = _thread_usage(root)
+        self.base = dict(usage) if usage is not None else None
+        self.last = dict(usage or {})
 
     def check_at(self):
         return self.started + self.seconds
 
+    def close(self):
+        """The step is over: sample its threads a last time and stop its clock."""
+        if self.ended is None:
+            self.sample()
+            self.ended = time.monotonic()
+
+    def sample(self):
+        """Read the threads' counters now (called while the step runs)."""
+        if self.base is None:
+            return
+        usage = _thread_usage(self.root)
+        if usage is None:
+            self.base = None
+            return
+        self.last.update(usage)
+
+    def used(self):
+        """(CPU seconds, seconds waiting for a CPU) of the step so far, over every thread seen."""
+        cpu = waited = 0.0
+        for thread, (ran, delay) in self.last.items():
+            ran_before, delay_before = self.base.get(thread, (0.0, 0.0))
+            cpu += ran - ran_before
+            waited += delay - delay_before
+        return cpu, waited
+
+    def charged(self):
+        """Seconds the step counts against the submission's total: its wall time less the time its
+        threads waited for a CPU (as last sampled), so that a busy machine costs it nothing."""
+        wall = (self.ended or time.monotonic()) - self.started
+        if self.base is None:
+            return wall
+        return max(0.0, wall - self.used()[1])
+
     def spent(self):
         """None while within budget, else why not (one phrase)."""
         wall = time.monotonic() - self.started
-        if self.at_start is None or wall >= self.seconds * BACKSTOP:
-            return f"did not finish within {self.seconds if self.at_start is None else self.seconds * BACKSTOP} s"
-        now = _usage(self.root)
-        if now is None:
+        if self.base is None or wall >= self.seconds * BACKSTOP:
+            return f"did not finish within {self.seconds if self.base is None else self.seconds * BACKSTOP} s"
+        self.sample()
+        if self.base is None:
             return f"did not finish within {self.seconds} s"
-        cpu, waited_for_cpu = now[0] - self.at_start[0], now[1] - self.at_start[1]
+        cpu, waited_for_cpu = self.used()
         if cpu >= self.seconds:
             return f"used more than {self.seconds} s of CPU time"
         if wall - cpu - waited_for_cpu >= self.seconds:
@@ -619,13 +662,34 @@ class _Budget:
 
 def _read_session(session, pending, limits, result, deadline_total, student_file):
     """Read one worker start to its end. Removes finished probes from pending. Returns
-    "done", "restart" (a probe hung or crashed; go on with the rest), "import_failed" or "out_of_time"."""
+    "done", "restart" (a probe hung or crashed; go on with the rest), "import_failed" or "out_of_time".
+    Every step's charged time (see _Budget.charged) is added to result.charged_seconds: the
+    submission's grading time is that total, so a busy machine does not use it up."""
+    steps = []
+    try:
+        return _read_steps(session, pending, limits, result, deadline_total, student_file, steps)
+    finally:
+        for step in steps:
+            step.close()
+        result.charged_seconds += sum(step.charged() for step in steps)
+
+
+def _next_step(steps, root, seconds):
+    """Close the running step's budget and start the next one's."""
+    if steps:
+        steps[-1].close()
+    steps.append(_Budget(root, seconds))
+    return steps[-1]
+
+
+def _read_steps(session, pending, limits, result, deadline_total, student_file, steps):
+    """_read_session's loop; steps collects the budgets of the steps it runs."""
     phase, current = "starting", None
-    budget = _Budget(session.process.pid, limits.import_seconds)
+    budget = _next_step(steps, session.process.pid, limits.import_seconds)
     deadline = budget.check_at()
     while True:
         now = time.monotonic()
-        if now >= deadline_total:
+        if now >= deadline_total or result.charged_seconds + sum(s.charged() for s in steps) >= limits.wall_seconds:
             session.kill()
             if current:
                 _fail(result, pending, current, f"did not finish: the submission's {limits.wall_seconds} s "
@@ -649,7 +713,8 @@ def _read_session(session, pending, limits, result, deadline_total, student_file
                                    "is there an endless loop, a long computation or training at module level? "
                                    "Put training under `if __name__ == \"__main__\":`.")
             return "import_failed"
-        events = session.selector.select(timeout=min(deadline, deadline_total) - now)
+        budget.sample()
+        events = session.selector.select(timeout=min(deadline, deadline_total, now + SAMPLE_SECONDS) - now)
         for key, _ in events:
             if key.data == "printed":
                 chunk = os.read(key.fileobj.fileno(), 1 << 16)
@@ -707,7 +772,7 @@ def _read_session(session, pending, limits, result, deadline_total, student_file
                     return "tampered"
                 if event == "ready" and phase == "starting":
                     phase = "ready"
-                    budget = _Budget(session.process.pid, limits.import_seconds)
+                    budget = _next_step(steps, session.process.pid, limits.import_seconds)
                     deadline = budget.check_at()
                 elif event == "import_error" and phase == "ready":
                     result.import_error = clean_text(str(message.get("error", "unknown error"))[:600])
@@ -717,7 +782,7 @@ def _read_session(session, pending, limits, result, deadline_total, student_file
                     return "done" if not pending else "restart"
                 elif event == "imported" and phase == "ready":
                     phase = "imported"
-                    budget = _Budget(session.process.pid, limits.probe_seconds)
+                    budget = _next_step(steps, session.process.pid, limits.probe_seconds)
                     deadline = budget.check_at()
                 elif phase == "imported" and message.get("probe") in pending:
                     name = message["probe"]
@@ -728,7 +793,7 @@ def _read_session(session, pending, limits, result, deadline_total, student_file
                                                      "error": clean_text(str(message.get("error", ""))[:600])}
                         pending.remove(name)
                         current = None
-                    budget = _Budget(session.process.pid, limits.probe_seconds)
+                    budget = _next_step(steps, session.process.pid, limits.probe_seconds)
                     deadline = budget.check_at()
 
 

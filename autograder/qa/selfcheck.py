@@ -139,21 +139,26 @@ def cached_bonus_run(assignment, run):
                             + " ".join(run.argv()).encode()).hexdigest()[:16]
     cached = course_config.CACHE_DIR / "selfcheck" / f"{assignment.name}-{run.task}-{digest}" / run.folder
     if not cached.is_dir():
-        log = cached.parent.with_suffix(".log")
+        log = cached.parent.parent / f"{cached.parent.name}.log"      # not with_suffix: the name holds "A.2"
         print(f"selfcheck: training the reference on a fake CelebA for the {run.task} results "
               f"(once; cached in {cached.parent}; log in {log})", flush=True)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        # a fresh interpreter, not a fork: the caller (pytest, say) may have used torch's threads already
-        process = multiprocessing.get_context("spawn").Process(target=train_on_fake_celeba,
-                                                               args=(assignment, run, cached, log))
-        process.start()
-        process.join(1800)
-        if process.is_alive():
-            process.kill()
-            process.join()
-        if process.exitcode != 0 or not cached.is_dir():
-            raise SetupError(f"the reference's run on a fake CelebA failed; see {log}")
+        train_once(train_on_fake_celeba, (assignment, run, cached, log), cached, log,
+                   "the reference's run on a fake CelebA")
     return cached
+
+
+def train_once(target, args, cached, log, what):
+    """Run target(*args), which trains and leaves its folder at cached, in a fresh interpreter (not a
+    fork: the caller, pytest say, may have used torch's threads already), within 30 minutes."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    process.start()
+    process.join(1800)
+    if process.is_alive():
+        process.kill()
+        process.join()
+    if process.exitcode != 0 or not cached.is_dir():
+        raise SetupError(f"{what} failed; see {log}")
 
 
 def train_on_fake_celeba(assignment, run, cached, log):
@@ -746,7 +751,8 @@ def grade_all(assignment, entries, singles, batch_dir, batch_out, out_dir, fast,
         jobs.append(grade_job(limited, entry, folder, out_dir / entry.name))
         outcomes[entry.name] = Outcome(entry, bound=limited.sandbox.wall_seconds + MARGIN_SECONDS)
     watch.start()
-    run_jobs(jobs, parallel, close_fds=(listener.fileno(),), on_tick=watch.disk.sample)
+    open_fds = tuple(fd for fd in (listener.fileno(),) if fd >= 0)      # closed after the first pass
+    run_jobs(jobs, parallel, close_fds=open_fds, on_tick=watch.disk.sample)
     watch.stop()
 
     for job in jobs:

@@ -178,24 +178,17 @@ def cached_short_run(assignment, run, n_epochs):
     """The results folder of the reference trained n_epochs on mnist-test-split, made once and cached
     (keyed by the reference's source and the command line)."""
     import hashlib
-    import multiprocessing
     import course_config
     argv = run.argv(n_epochs=n_epochs, dataset="mnist-test-split")
     digest = hashlib.sha256(assignment.reference_file.read_bytes() + " ".join(argv).encode()).hexdigest()[:16]
     cached = course_config.CACHE_DIR / "selfcheck" / f"{assignment.name}-{run.task}-short-{digest}"
     if not cached.is_dir():
+        from ..selfcheck import train_once
         log = cached.parent / f"{cached.name}.log"      # not with_suffix: the name holds "A.2"
-        log.parent.mkdir(parents=True, exist_ok=True)
         print(f"selfcheck: training the reference {n_epochs} epochs for the {run.task} short run (once; cached "
               f"in {cached}; log in {log})", flush=True)
-        process = multiprocessing.get_context("spawn").Process(target=_train_short, args=(assignment, argv, cached, log))
-        process.start()
-        process.join(1800)
-        if process.is_alive():
-            process.kill()
-            process.join()
-        if process.exitcode != 0 or not cached.is_dir():
-            raise RuntimeError(f"the reference's {n_epochs}-epoch run failed; see {log}")
+        train_once(_train_short, (assignment, argv, cached, log), cached, log,
+                   f"the reference's {n_epochs}-epoch run")
     return cached
 
 
