@@ -122,6 +122,10 @@ class Assignment:
     student_file: str = "vae.py"         # the file the hidden tests exercise (imported under its stem)
     grader_dir: Path = None              # its grading folder; None: autograder/graders/<name>/
     root: Path = ROOT                    # the course folder holding assignments/, release/, solutions/
+    # Python that fetches, into the folder {data}, what the result-file evidence reads of the course's
+    # data (Gradescope's setup.sh runs it; here the data is SHARED_DATA_DIR)
+    evidence_data_fetch: str = ("import torchvision; "
+                                "torchvision.datasets.MNIST({data!r}, train=False, download=True)")
     helpers: tuple = ("kit_data.py",)    # given modules of assignments/common/ the student file imports;
                                          # the grader supplies the kit's copies, never the student's
     notebook: str = "vae.ipynb"

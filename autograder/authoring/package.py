@@ -11,6 +11,7 @@ folder root's alone (0700): the worker's unprivileged uid cannot read the observ
 """
 
 import json
+import shlex
 import zipfile
 from pathlib import Path
 
@@ -26,6 +27,10 @@ cd /autograder/source
 python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install --no-cache-dir torch torchvision --index-url https://download.pytorch.org/whl/cpu
 /autograder/venv/bin/pip install --no-cache-dir -r requirements.txt
+# The data the result-file evidence reads (the final test loss recomputed from model.pt): without
+# it, that one check is skipped with a note.
+/autograder/venv/bin/python -c {fetch} || echo "warning: the evidence data could not be fetched"
+chmod -R go+rX /autograder/data 2>/dev/null || true
 # The grader (hidden tests, the reference's observations) is root's alone; the worker runs as an
 # unprivileged uid that reaches only the Python in /autograder/venv (0755 under a 0711 /autograder).
 chown -R root:root /autograder/source
@@ -37,6 +42,7 @@ chmod -R go+rX /autograder/venv
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this for every submission.
 cd /autograder/source
+export VAEKIT_SHARED_DATA=/autograder/data
 exec /autograder/venv/bin/python -m autograder grade {name} /autograder/submission --out /autograder/results
 """
 
@@ -67,7 +73,8 @@ def build_gradescope_zip(assignment, out_path):
         for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
             info.external_attr = 0o755 << 16
-            zipped.writestr(info, text.format(name=assignment.name))
+            fetch = shlex.quote(assignment.evidence_data_fetch.format(data="/autograder/data"))
+            zipped.writestr(info, text.format(name=assignment.name, fetch=fetch))
         for name, path in package_files(assignment):
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
             info.external_attr = 0o600 << 16
