@@ -61,36 +61,34 @@ def test_ae_decoder_layers(student, reference, tol, seed):
     check_layers(student, reference, tol, seed, "decode")
 
 
-@graded("A.1", 4, ENCODE_VALUES)
-def test_ae_encode_values(student, reference, tol, seed):
-    expected = array(reference.get("ae_copied", "encode", 0, "output"))
-    got = array(student.get("ae_copied", "encode", 0, "output"), "encode's output")
+def check_values(student, reference, tol, seed, part, layers_title, shape_hint, default):
+    """With the grader's weights copied into its layers, part ("encode" or "decode") computes the
+    reference's output; else the hint of the mistake it matches, or default(output)."""
+    expected = array(reference.get("ae_copied", *COPIED_OUTPUT[part]))
+    got = array(student.get("ae_copied", *COPIED_OUTPUT[part]), f"{part}'s output")
     if close(got, expected, tol):
         return
     if got.shape != expected.shape:
-        fail(f"encode returned shape {got.shape} for a batch of {expected.shape[0]}; it should be (B, n_dims_code)")
-    if not matches_reference(student, reference, tol, "ae_structure", "encode", "layers"):
-        depends_on(ENCODER_LAYERS, "the grader copies its weights into your layers, which differ")
-    fail_diagnosed(got, copied_candidates("encode", seed), tol,
-                  "with the grader's weights copied into your layers, encode gives other codes than the "
-                   "reference: check linear -> ReLU -> linear, and that nothing else happens to x")
+        fail(f"{part} returned shape {got.shape} for a batch of {expected.shape[0]}; it should be {shape_hint}")
+    if not matches_reference(student, reference, tol, "ae_structure", part, "layers"):
+        depends_on(layers_title, "the grader copies its weights into your layers, which differ")
+    fail_diagnosed(got, copied_candidates(part, seed), tol, default(got))
+
+
+@graded("A.1", 4, ENCODE_VALUES)
+def test_ae_encode_values(student, reference, tol, seed):
+    check_values(student, reference, tol, seed, "encode", ENCODER_LAYERS, "(B, n_dims_code)",
+                 lambda got: "with the grader's weights copied into your layers, encode gives other codes than "
+                             "the reference: check linear -> ReLU -> linear, and that nothing else happens to x")
 
 
 @graded("A.1", 4, DECODE_VALUES)
 def test_ae_decode_values(student, reference, tol, seed):
-    expected = array(reference.get("ae_copied", "decode"))
-    got = array(student.get("ae_copied", "decode"), "decode's output")
-    if close(got, expected, tol):
-        return
-    if got.shape != expected.shape:
-        fail(f"decode returned shape {got.shape} for a batch of {expected.shape[0]} codes; it should be (B, n_dims_data)")
-    if not matches_reference(student, reference, tol, "ae_structure", "decode", "layers"):
-        depends_on(DECODER_LAYERS, "the grader copies its weights into your layers, which differ")
-    fail_diagnosed(got, copied_candidates("decode", seed), tol,
-                   "the decoder's outputs leave (0, 1): is the sigmoid at the end missing?"
-                   if got.min() < 0 or got.max() > 1 else
-                   "with the grader's weights copied into your layers, decode gives other images than the "
-                   "reference: check linear -> ReLU -> linear -> sigmoid")
+    check_values(student, reference, tol, seed, "decode", DECODER_LAYERS, "(B, n_dims_data)",
+                 lambda got: "the decoder's outputs leave (0, 1): is the sigmoid at the end missing?"
+                             if got.min() < 0 or got.max() > 1 else
+                             "with the grader's weights copied into your layers, decode gives other images than "
+                             "the reference: check linear -> ReLU -> linear -> sigmoid")
 
 
 @graded("A.1", 2, AE_OTHER_SIZES)
