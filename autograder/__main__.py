@@ -37,8 +37,10 @@ def _isolation_refused(args, *secret_folders):
         print(f"error: {why_not}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
+    # the cache holds the secret probe seeds: closed to the worker even where VAEKIT_CACHE moves it out of the kit
     os.environ[sandbox.SECRETS_ENV] = os.pathsep.join(
-        [os.environ.get(sandbox.SECRETS_ENV, ""), *map(os.path.abspath, secret_folders)]).strip(os.pathsep)
+        [os.environ.get(sandbox.SECRETS_ENV, ""), *map(os.path.abspath, [*secret_folders, course_config.CACHE_DIR])]
+    ).strip(os.pathsep)
     return None
 
 
@@ -52,7 +54,15 @@ def cmd_grade(args):
     refused = _isolation_refused(args, args.out, args.submission)
     if refused:
         return refused
-    results = grade_to(assignment, args.submission, args.out, use_sandbox=not args.no_sandbox)
+    if args.probe_set is not None:
+        from .engine.grade import choose_probe_set
+        try:
+            choose_probe_set(assignment, args.probe_set)
+        except ValueError as error:
+            print(f"error: {error}.", file=sys.stderr)
+            return 2
+    results = grade_to(assignment, args.submission, args.out, use_sandbox=not args.no_sandbox,
+                       probe_set=args.probe_set)
     print(f"{args.submission}: {results['score']} autograded points; results in {args.out}/results.json, "
           f"feedback in {args.out}/feedback.md")
     return 0
@@ -83,9 +93,9 @@ def cmd_package(args):
 
 
 def cmd_cache(args):
-    from .engine.grade import reference_observations
+    from .engine.grade import all_reference_observations
     assignment = course_config.get_assignment(args.assignment)
-    reference_observations(assignment, refresh=True)
+    all_reference_observations(assignment, refresh=True)
     print(f"Observed the reference solution of {assignment.name} (cached in {course_config.CACHE_DIR}).")
     return 0
 
@@ -109,6 +119,8 @@ def cmd_bench(args):
     from .qa import bench
     if args.what == "data":
         bench.bench_data(dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs, device=args.device)
+    elif args.what == "share":
+        bench.bench_share(repeat=args.repeat)
     else:
         bench.bench_grade(repeat=args.repeat, batch=args.batch, jobs=args.jobs)
     return 0
@@ -141,6 +153,9 @@ def build_parser():
     p.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (limits and timeouts stay)")
     p.add_argument("--unsafe-local", action="store_true",
                    help="without bubblewrap and not root: run the submission as yourself (your own check only)")
+    p.add_argument("--probe-set", type=int, default=None, metavar="N",
+                   help="grade with probe set N (results.json's extra_data names the set a grading used), not "
+                        "one drawn at random: to regrade exactly")
     p.set_defaults(func=cmd_grade)
 
     p = commands.add_parser("batch", help="grade every submission folder (or .zip) under a folder")
@@ -181,13 +196,16 @@ def build_parser():
     p.add_argument("--load", type=int, default=0, metavar="N",
                    help="grade the selected entries a second time with N busy processes beside them and "
                         "report any score that differs from the idle pass")
+    p.add_argument("--shift", type=int, default=0, metavar="K",
+                   help="grade each entry with probe set (its place in the catalog + K) modulo the sets, not + 0: "
+                        "runs with K = 0 .. 7 together try every entry on every secret probe set")
     p.add_argument("--smoke", action="store_true",
                    help="grade only the catalog's smoke entries (the assignment's SMOKE list: the reference, the "
                         "blank release, a variant, a few mutants and attacks); the whole catalog is `make selfcheck`")
     p.set_defaults(func=cmd_selfcheck)
 
-    p = commands.add_parser("bench", help="benchmarks: the data path, or grading (ratios, not tests)")
-    p.add_argument("what", choices=["data", "grade"])
+    p = commands.add_parser("bench", help="benchmarks: the data path, grading, or a fair CPU share in a batch (ratios, not tests)")
+    p.add_argument("what", choices=["data", "grade", "share"])
     p.add_argument("--dataset", default="auto", choices=["auto", "mnist", "mnist-test-split", "synthetic-digits"])
     p.add_argument("--data_dir", default="./data")
     p.add_argument("--epochs", type=int, default=3)

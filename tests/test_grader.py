@@ -66,11 +66,15 @@ def test_results_follow_the_gradescope_schema(graded_reference, assignment):
 
 
 def test_grading_twice_gives_identical_results(graded_reference, assignment):
+    """A regrade with the probe set results.json names is identical; another set, the same scores."""
     folder, (first, first_feedback, _) = graded_reference
-    second, second_feedback, _ = grade_submission(assignment, folder)
-    for results in (first, second):
-        results.pop("execution_time")
+    used = first["extra_data"]["probe_set"]
+    second, second_feedback, _ = grade_submission(assignment, folder, probe_set=used)
+    other, other_feedback, _ = grade_submission(assignment, folder, probe_set=(used + 1) % assignment.seeds.probe_sets)
+    first, second, other = ({k: v for k, v in r.items() if k != "execution_time"} for r in (first, second, other))
     assert first == second and first_feedback == second_feedback
+    assert other["extra_data"]["probe_set"] != used
+    assert other["tests"] == first["tests"] and other_feedback == first_feedback
 
 
 def test_the_blank_release_earns_nothing_and_is_told_why(assignment, tmp_path):

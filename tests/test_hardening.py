@@ -1,5 +1,6 @@
 """Hardening of the grader against an attacking submission (issue 9): isolation modes, killing by
-uid, the worker's audit hook, escaped worker text, distinct batch output folders."""
+uid, the worker's audit hook, escaped worker text, distinct batch output folders, a control group
+per grading (a fair CPU share), the secret probe sets."""
 
 import os
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 
 if __name__ == "__main__":       # run as a script (grade_entries, below): the kit's root on the path
     sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-from autograder.engine import batch, sandbox  # noqa: E402
+from autograder.engine import batch, cpushare, sandbox  # noqa: E402
 from autograder.engine.worker import worker
 
 
@@ -244,3 +245,134 @@ def test_gradescope_package_holds_no_solution_and_grades_the_reference_as_a_uid(
     in_kit = grade.grade_to(assignment, submission, tmp_path / "in-kit")     # the same, from the kit itself
     assert grade.task_scores(results) == grade.task_scores(in_kit)
     assert results["score"] == in_kit["score"] > 0
+    shipped = json.loads((source / "reference_data" / "vae.json").read_text())
+    assert len(shipped["probe_sets"]) == assignment.seeds.probe_sets
+    assert 0 <= results["extra_data"]["probe_set"] < assignment.seeds.probe_sets
+
+
+
+# --- a fair CPU share: a control group per grading --------------------------------------------
+
+SPINNERS = """
+import os, sys
+for _ in range(int(sys.argv[1])):
+    if os.fork() == 0:
+        os.setsid()                 # a session (and autogroup) of its own: only a cgroup holds them
+        while True:
+            pass
+import time
+time.sleep(600)
+"""
+
+
+def _running(pid):
+    """pid is a live process (a zombie, dead but not yet reaped by its parent, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+needs_groups = pytest.mark.skipif(cpushare.CpuGroup().kind is None,
+                                  reason="no control group can be made here (needs root and a writable cgroup cpu hierarchy)")
+
+
+@needs_groups
+def test_control_groups_share_the_cpus_between_gradings_not_between_processes():
+    """Eight spinning processes in one grading's group, one in another's: the one gets about as much
+    CPU as the eight together (a ratio, so it holds on a busy machine too); killing by group leaves
+    nothing, and the groups are removed."""
+    groups = [cpushare.CpuGroup(64), cpushare.CpuGroup(64)]
+    started = [subprocess.Popen([sys.executable, "-c", SPINNERS, str(n)], preexec_fn=group.join,
+                                stdout=subprocess.DEVNULL) for group, n in zip(groups, (8, 1))]
+    try:
+        stop = time.monotonic() + 20
+        while [len(g.pids()) for g in groups] != [9, 2] and time.monotonic() < stop:
+            time.sleep(0.05)
+        assert [len(g.pids()) for g in groups] == [9, 2]
+        before = [_cpu_seconds(g.pids()) for g in groups]
+        time.sleep(4)
+        many, one = [_cpu_seconds(g.pids()) - b for g, b in zip(groups, before)]
+        assert one > 0.5 * many, f"one process got {one:.2f} s of CPU, eight in another group {many:.2f} s"
+    finally:
+        pids = [pid for g in groups for pid in g.pids()]
+        for group in groups:
+            group.close()
+        for process in started:
+            process.wait(timeout=30)
+    assert not any(_running(pid) for pid in pids)
+    assert all(not folder.exists() for g in groups for folder in g.folders) and groups[0].folders == []
+
+
+@needs_groups
+def test_a_graded_worker_runs_in_its_own_group_and_nothing_outlives_it(tmp_path):
+    """The worker (in bwrap or not) and all it forks are in the grading's group, with the process cap;
+    after the grading no spinner is left and the group is gone."""
+    import threading
+    module = tmp_path / "spin.py"
+    module.write_text("import sys\nsys.argv = ['spin', '3']\n" + SPINNERS.replace("time.sleep(600)", "time.sleep(2)"))
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    (probes / "probes.py").write_text("PROBES = {}\n\ndef error_text(error):\n    return repr(error)\n")
+    import course_config
+    seen, done = {}, threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for folder in cpushare.parents():
+                for group in folder.glob(cpushare.PREFIX + "*"):
+                    try:
+                        pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+                    except OSError:            # removed between the glob and the read
+                        continue
+                    if len(pids) > len(seen.get(group, ())):
+                        seen[group] = pids
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    job = sandbox.WorkerJob(probe_dir=probes, student_file="spin.py")
+    result = sandbox.run_worker(module, [], 0, course_config.VAE.sandbox, job)
+    done.set()
+    watcher.join()
+    assert "a control group of its own" in result.isolation
+    assert seen and max(len(p) for p in seen.values()) >= 4          # the worker and its three spinners
+    assert all(not group.exists() for group in seen)
+    assert not any(_running(pid) for pids in seen.values() for pid in pids)
+
+
+# --- the secret probe sets ------------------------------------------------------------------
+
+def test_probe_seeds_are_drawn_secretly_kept_private_and_chosen_per_grading(tmp_path, monkeypatch):
+    import json
+    import stat
+
+    import course_config
+    from autograder.engine import grade
+    monkeypatch.setattr(course_config, "CACHE_DIR", tmp_path / "cache")
+    assignment = course_config.get_assignment("vae")
+    seeds = grade.probe_seeds(assignment)
+    assert len(seeds) == assignment.seeds.probe_sets == len(set(seeds))
+    assert grade.probe_seeds(assignment) == seeds                       # drawn once per kit
+    path = tmp_path / "cache" / "probe-seeds-vae.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and json.loads(path.read_text())["seeds"] == seeds
+    monkeypatch.setattr(course_config, "CACHE_DIR", tmp_path / "another-kit")
+    assert set(grade.probe_seeds(assignment)).isdisjoint(seeds)         # another kit, other seeds
+    drawn = {grade.choose_probe_set(assignment) for _ in range(200)}
+    assert drawn == set(range(assignment.seeds.probe_sets))
+    assert grade.choose_probe_set(assignment, 3) == 3
+    with pytest.raises(ValueError, match="no probe set"):
+        grade.choose_probe_set(assignment, assignment.seeds.probe_sets)

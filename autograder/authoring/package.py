@@ -4,8 +4,9 @@ Gradescope unpacks the zip into /autograder/source, runs setup.sh once when it b
 then run_autograder for every submission (the submission in /autograder/submission, the results
 expected in /autograder/results/results.json). The zip holds the engine and this assignment's grader
 folder (probes, hidden tests, the math they judge with; not its selfcheck catalog), the kit's
-helper modules, the reference's metrics (the loss bands) and the reference's observations, made
-here on the instructor's machine (reference_data/NAME.json); never the reference solution's
+helper modules, the reference's metrics (the loss bands) and, for each of the kit's secret probe
+sets, its seed and the reference's observations with it, made here on the instructor's machine
+(reference_data/NAME.json); never the reference solution's
 source, nothing of authoring/ or qa/, nothing of the student release. setup.sh makes the source
 folder root's alone (0700): the worker's unprivileged uid cannot read the observations.
 """
@@ -91,6 +92,8 @@ def shipped_observations_name(assignment):
 
 
 def reference_observation_data(assignment):
-    """The probes' observations of the reference solution, made here (where its source is)."""
-    from ..engine.grade import reference_observations
-    return reference_observations(assignment).worker_result.observations
+    """Every secret probe set's seed and the probes' observations of the reference solution with it,
+    made here (where its source is)."""
+    from ..engine.grade import all_reference_observations, probe_seeds
+    return {"probe_sets": [{"seed": seed, "observations": observed.worker_result.observations}
+                           for seed, observed in zip(probe_seeds(assignment), all_reference_observations(assignment))]}

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -164,7 +165,63 @@ def worker_job(assignment):
                              helper_files=tuple(str(p) for p in assignment.helper_paths))
 
 
-def _observations_digest(assignment):
+# --- the secret probe sets --------------------------------------------------------------------
+# The probes' inputs and weights come from a seed. A public seed would let a submission carry a
+# table of answers made elsewhere for exactly those inputs; so each kit draws its own seeds with
+# `secrets` (PROBE_SETS of them, kept where the worker cannot read: the kit's cache, or the
+# Gradescope package's root-only reference data), and every grading picks one at random. The
+# set's number (never its seed) is in results.json, and `grade --probe-set N` grades with it again.
+
+def _seeds_file(assignment):
+    return course_config.CACHE_DIR / f"probe-seeds-{assignment.name}.json"
+
+
+def _write_private(path, text):
+    """Write text to path as one atomic step, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as f:
+        f.write(text)
+    partial.replace(path)                   # concurrent graders never read half a file
+
+
+def _shipped_data(assignment):
+    """The package's reference data ({"probe_sets": [{"seed", "observations"}]}), where the reference
+    source is not shipped (Gradescope); else None."""
+    if assignment.reference_file.is_file() or not shipped_observations(assignment).is_file():
+        return None
+    return json.loads(shipped_observations(assignment).read_text())
+
+
+def probe_seeds(assignment):
+    """The kit's secret probe seeds, drawn once per kit with `secrets` (or the shipped ones)."""
+    shipped = _shipped_data(assignment)
+    if shipped is not None:
+        return [probe_set["seed"] for probe_set in shipped["probe_sets"]]
+    path, wanted = _seeds_file(assignment), assignment.seeds.probe_sets
+    try:
+        seeds = json.loads(path.read_text())["seeds"]
+    except (OSError, ValueError, KeyError):
+        seeds = []
+    if len(seeds) != wanted:
+        seeds = [secrets.randbelow(2 ** 31 - 1) for _ in range(wanted)]
+        _write_private(path, json.dumps({"seeds": seeds}))
+        seeds = json.loads(path.read_text())["seeds"]      # a concurrent grader's draw wins alike for both
+    return seeds
+
+
+def choose_probe_set(assignment, pinned=None):
+    """The probe set a grading uses: pinned (a regrade), else one drawn at random."""
+    count = len(probe_seeds(assignment))
+    if pinned is None:
+        return secrets.randbelow(count)
+    if not 0 <= pinned < count:
+        raise ValueError(f"there is no probe set {pinned}: this kit has sets 0 to {count - 1}")
+    return pinned
+
+
+def _observations_digest(assignment, seed):
     """Changes whenever anything that determines the reference observations changes: the worker,
     the probes and their inputs, the reference source, the helper modules, the seed, torch."""
     import torch
@@ -172,7 +229,7 @@ def _observations_digest(assignment):
     for path in [*sorted(sandbox.WORKER_DIR.glob("*.py")), *sorted(graders.probe_dir(assignment).glob("*.py")),
                  assignment.reference_file, *assignment.helper_paths]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    digest.update(f"{assignment.seeds.probes} {torch.__version__}".encode())
+    digest.update(f"{seed} {torch.__version__}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -181,27 +238,30 @@ def shipped_observations(assignment):
     return sandbox.KIT_ROOT / "reference_data" / f"{assignment.name}.json"
 
 
-def reference_observations(assignment, refresh=False):
-    """The probes run on the reference solution, cached per kit version (never typed in); where the
-    reference's source is not shipped, the observations made when the package was built."""
-    if not assignment.reference_file.is_file() and shipped_observations(assignment).is_file():
-        return judge.Observations(sandbox.WorkerResult(
-            observations=json.loads(shipped_observations(assignment).read_text())))
-    cache = course_config.CACHE_DIR / f"reference-{assignment.name}-{_observations_digest(assignment)}.json"
+def reference_observations(assignment, probe_set, refresh=False):
+    """The probes run on the reference solution with the probe set's seed, cached per kit version
+    (never typed in); where the reference's source is not shipped, those made when the package was built."""
+    shipped = _shipped_data(assignment)
+    if shipped is not None:
+        return judge.Observations(sandbox.WorkerResult(observations=shipped["probe_sets"][probe_set]["observations"]))
+    seed = probe_seeds(assignment)[probe_set]
+    cache = course_config.CACHE_DIR / f"reference-{assignment.name}-{_observations_digest(assignment, seed)}.json"
     if cache.is_file() and not refresh:
         return judge.Observations(sandbox.WorkerResult(observations=json.loads(cache.read_text())))
     names = graders.probe_names(assignment)
-    result = sandbox.run_worker(assignment.reference_file, names, assignment.seeds.probes,
+    result = sandbox.run_worker(assignment.reference_file, names, seed,
                                 assignment.sandbox, worker_job(assignment), use_sandbox=False)
     failed = {k: v["error"] for k, v in result.observations.items() if not v["ok"]}
     if result.import_error or failed or len(result.observations) != len(names):
         raise RuntimeError(f"the reference solution failed its own probes: {result.import_error or failed}; "
                            f"printed: {result.printed_tail[-2000:]}")
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(result.observations))
-    partial.replace(cache)                  # atomic: concurrent graders never read half a file
+    _write_private(cache, json.dumps(result.observations))
     return judge.Observations(result)
+
+
+def all_reference_observations(assignment, refresh=False):
+    """Every probe set's reference observations, computed once (before a batch, or for a package)."""
+    return [reference_observations(assignment, index, refresh) for index in range(len(probe_seeds(assignment)))]
 
 
 def load_bands(assignment):
@@ -239,7 +299,7 @@ def run_evidence(assignment, results_dir, use_sandbox=True):
         job_file.write_text(f"import json\nCONTEXT = json.loads({json.dumps(context)!r})\n")
         job = sandbox.WorkerJob(probe_dir=Path(module.__file__).parent, student_file=job_file.name,
                                 mounts=tuple(mounts))
-        result = sandbox.run_worker(job_file, sorted(module.PROBES), assignment.seeds.probes,
+        result = sandbox.run_worker(job_file, sorted(module.PROBES), 0,
                                     assignment.sandbox, job, use_sandbox=use_sandbox)
     if result.import_error:
         raise RuntimeError(f"the evidence probes could not start: {result.import_error}")
@@ -296,8 +356,9 @@ class ResultFiles:
 class GradingPlugin:
     """Gives the hidden tests their fixtures and records each test's outcome."""
 
-    def __init__(self, assignment, student, reference, results):
+    def __init__(self, assignment, student, reference, results, seed):
         self.assignment, self._student, self._reference, self._results = assignment, student, reference, results
+        self._seed = seed
         self.items, self.outcomes, self.internal_errors = {}, {}, []
 
     @pytest.fixture
@@ -318,7 +379,7 @@ class GradingPlugin:
 
     @pytest.fixture
     def seed(self):
-        return self.assignment.seeds.probes
+        return self._seed
 
     def pytest_sessionstart(self, session):
         judge.start_grading()
@@ -362,8 +423,8 @@ def hidden_tests(assignment):
     return tests
 
 
-def run_hidden_tests(assignment, student, reference, results):
-    plugin = GradingPlugin(assignment, student, reference, results)
+def run_hidden_tests(assignment, student, reference, results, seed):
+    plugin = GradingPlugin(assignment, student, reference, results, seed)
     hidden = graders.hidden_tests_dir(assignment)
     args = [str(hidden), "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--import-mode=importlib",
             "-c", str(hidden / "pytest.ini"), "--rootdir", str(hidden), "-W", "ignore"]
@@ -388,8 +449,9 @@ def run_hidden_tests(assignment, student, reference, results):
 
 # --- the whole grading ------------------------------------------------------------------------
 
-def grade_submission(assignment, submission_dir, use_sandbox=True):
-    """Grade a submission folder; returns (results.json dict, feedback.md text, instructor notes)."""
+def grade_submission(assignment, submission_dir, use_sandbox=True, probe_set=None):
+    """Grade a submission folder with a probe set (pinned, or drawn at random); returns
+    (results.json dict, feedback.md text, instructor notes)."""
     started = time.monotonic()
     instructor = []
     with tempfile.TemporaryDirectory(prefix="kit-submission-") as scratch:
@@ -397,12 +459,14 @@ def grade_submission(assignment, submission_dir, use_sandbox=True):
         copy_notes = copy_submission(submission_dir, scratch)
         found = locate(scratch, assignment)
         found.messages = copy_notes + found.messages
-        reference = reference_observations(assignment)
+        probe_set = choose_probe_set(assignment, probe_set)
+        seed = probe_seeds(assignment)[probe_set]
+        reference = reference_observations(assignment, probe_set)
         worker = None
         if found.code is None:
             student = judge.Observations(unavailable=f"there is no {assignment.student_file} to test")
         else:
-            worker = sandbox.run_worker(found.code, graders.probe_names(assignment), assignment.seeds.probes,
+            worker = sandbox.run_worker(found.code, graders.probe_names(assignment), seed,
                                         assignment.sandbox, worker_job(assignment), use_sandbox=use_sandbox)
             if worker.tampered:
                 student = judge.Observations(unavailable=(
@@ -429,10 +493,11 @@ def grade_submission(assignment, submission_dir, use_sandbox=True):
             instructor.append("warning: no reference metrics (solutions/.../metrics.json): final losses are only "
                               "checked for going down.")
         result_files = ResultFiles(found.results, assignment, metrics, run_evidence(assignment, found.results, use_sandbox))
-        tests = run_hidden_tests(assignment, student, reference, result_files)
+        tests = run_hidden_tests(assignment, student, reference, result_files, seed)
         found.messages += result_files.notes
     seconds = time.monotonic() - started
     results = build_results(assignment, tests, found, worker, seconds)
+    results["extra_data"] = {"probe_set": probe_set}
     return results, build_feedback(assignment, tests, found, worker), instructor
 
 
@@ -549,10 +614,10 @@ def write_outputs(out_dir, results, feedback):
     (out_dir / "feedback.md").write_text(feedback, encoding="utf-8", errors="backslashreplace")
 
 
-def grade_to(assignment, submission_dir, out_dir, use_sandbox=True):
+def grade_to(assignment, submission_dir, out_dir, use_sandbox=True, probe_set=None):
     """grade_submission + write_outputs; an internal failure still writes a result saying so."""
     try:
-        results, feedback, instructor = grade_submission(assignment, submission_dir, use_sandbox)
+        results, feedback, instructor = grade_submission(assignment, submission_dir, use_sandbox, probe_set)
     except Exception as error:          # the grader's own failure: say so, never leave nothing behind
         import traceback
         results = {"score": 0, "execution_time": 0, "tests": [], "visibility": "visible",

@@ -11,7 +11,8 @@ it cannot signal the grader. Neither possible (not root, no bwrap): grading refu
 unsafe local run is asked for by name (KIT_UNSAFE_LOCAL=1, the CLI's --unsafe-local). Always: limits on address space, CPU time, processes, file
 size; a wall-clock deadline per submission and per probe that kills the whole process tree;
 capped output. A probe that hangs or kills its process costs only itself: the worker is started
-again for the probes after it.
+again for the probes after it. Where control groups can be made, each grading's worker has one of
+its own with the same CPU weight as every other's (cpushare.py): a fair share under load.
 """
 
 import ctypes
@@ -29,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from . import cpushare
 
 WORKER_DIR = Path(__file__).resolve().parent / "worker"
 MAX_PRINTED = 256 << 20          # past this much printing, the worker is stopped
@@ -133,8 +136,10 @@ def _bwrap_args(bwrap, scratch, tmp_bytes, probe_dir, mounts=()):
     return args
 
 
-def _set_limits(limits, nproc, uid=None):
+def _set_limits(limits, nproc, uid=None, join_group=None):
     def apply():
+        if join_group is not None:   # first, while still allowed to move into the grading's cgroup
+            join_group()
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_bytes, limits.file_size_bytes))
@@ -246,12 +251,12 @@ def worker_uid():
 class _Session:
     """One start of the worker: reads its observation lines and its printing until it ends."""
 
-    def __init__(self, command, env, cwd, limits, nproc, pass_fd_pair, drop_to=None):
+    def __init__(self, command, env, cwd, limits, nproc, pass_fd_pair, drop_to=None, join_group=None):
         self.read_fd, write_fd = pass_fd_pair
         self.process = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         pass_fds=(write_fd,), start_new_session=True,
-                                        preexec_fn=_set_limits(limits, nproc, drop_to))
+                                        preexec_fn=_set_limits(limits, nproc, drop_to, join_group))
         os.close(write_fd)
         self.token = secrets.token_hex(16)    # lines that do not start with it are not the worker's
         self.prefix = self.token.encode() + b" "
@@ -438,8 +443,10 @@ def run_worker(module_file, probe_names, seed, limits, job_spec, use_sandbox=Tru
         if mode == "uid":
             close_secrets(uid, [*_python_roots(), base])
             become_subreaper()
-        _run_sessions(module_file, list(probe_names), seed, limits, bwrap_path() if mode == "bwrap" else None,
-                      base / "submission", result, started, job, uid, mode)
+        with cpushare.CpuGroup(limits.max_processes) as group:
+            result.isolation += "; " + cpushare.describe(group)
+            _run_sessions(module_file, list(probe_names), seed, limits, bwrap_path() if mode == "bwrap" else None,
+                          base / "submission", result, started, job, uid, mode, group)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     result.seconds = time.monotonic() - started
@@ -482,7 +489,7 @@ def _readable_by_all(path):
     return all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents])
 
 
-def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, started, job_spec, uid, mode):
+def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, started, job_spec, uid, mode, group):
     deadline_total = started + limits.wall_seconds * BACKSTOP      # a backstop: the budget is charged time
     imported_once = False
     while pending or not imported_once:
@@ -514,11 +521,13 @@ def _run_sessions(module_file, pending, seed, limits, bwrap, scratch, result, st
             become_subreaper()
         children_before = _children()
         nproc = limits.max_processes if uid is not None else len(_pids_of(os.getuid())) + 1 + limits.max_processes
-        session = _Session(command, env, cwd, limits, nproc, (read_fd, write_fd), uid if mode == "uid" else None)
+        session = _Session(command, env, cwd, limits, nproc, (read_fd, write_fd), uid if mode == "uid" else None,
+                           group.join if group.folders else None)
         try:
             outcome = _read_session(session, pending, limits, result, deadline_total, job_spec.student_file)
         finally:
             session.close()
+            group.kill()
             if uid is not None:
                 _kill_uid(uid)
                 _remove_files_of(uid)

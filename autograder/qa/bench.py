@@ -7,8 +7,14 @@
     python -m autograder bench grade [--repeat 3] [--batch 20] [--jobs 2]
         wall time to grade one ordinary submission (the reference) with the sandbox on, and a
         batch of copies of it.
+    python -m autograder bench share [--repeat 1]
+        the time to grade an honest submission alone, then in a batch beside the catalog's CPU hog
+        (sixteen spinning processes, each in a session of its own), with each grading's worker in
+        a control group of its own and without (KIT_NO_CPU_GROUPS=1).
 """
 
+import dataclasses
+import os
 import shutil
 import statistics
 import tempfile
@@ -102,9 +108,9 @@ def bench_data(dataset="auto", data_dir="./data", epochs=3, device="auto", autoe
 def bench_grade(repeat=3, batch=20, jobs=2):
     """Print the median time to grade the reference once, and a batch of copies of it."""
     from ..engine.batch import run_batch
-    from ..engine.grade import grade_submission, make_reference_submission, reference_observations
+    from ..engine.grade import all_reference_observations, grade_submission, make_reference_submission
     assignment = course_config.VAE
-    reference_observations(assignment)
+    all_reference_observations(assignment)
     with tempfile.TemporaryDirectory(prefix="vaekit-bench-") as scratch:
         scratch = Path(scratch)
         submission = make_reference_submission(assignment, scratch / "one")
@@ -126,3 +132,39 @@ def bench_grade(repeat=3, batch=20, jobs=2):
         print(f"bench grade: batch of {batch} copies with --jobs {jobs}: {total:.1f} s in all, "
               f"{total / batch:.1f} s per submission ({total / batch / median:.2f} x one alone)")
     return median, total
+
+
+def bench_share(repeat=1):
+    """Print the honest submission's grading time alone, beside the CPU hog with control groups and
+    beside it without; returns {setting: median seconds}."""
+    from ..engine import cpushare
+    from ..engine.batch import run_batch
+    from ..engine.grade import all_reference_observations, make_reference_submission
+    from . import catalog
+    assignment = course_config.VAE
+    all_reference_observations(assignment)
+    hog = next(e for e in catalog.entries_for(assignment) if e.name == "h_cpu_hog")
+    medians = {}
+    with tempfile.TemporaryDirectory(prefix="vaekit-bench-") as scratch:
+        scratch = Path(scratch)
+        alone, beside = scratch / "alone", scratch / "beside"
+        make_reference_submission(assignment, alone / "honest")
+        make_reference_submission(assignment, beside / "honest")
+        catalog.build(dataclasses.replace(hog, results=None), assignment, catalog.Context(), None, beside / "hog")
+        settings = [("alone", alone, None), ("beside the hog, control groups", beside, None),
+                    ("beside the hog, no control groups", beside, "1")]
+        for label, folder, disable in settings:
+            times = []
+            for run in range(repeat):
+                if disable:
+                    os.environ[cpushare.DISABLE_ENV] = disable
+                try:
+                    rows = run_batch(assignment, folder, scratch / f"out-{len(medians)}-{run}", jobs=2)
+                finally:
+                    os.environ.pop(cpushare.DISABLE_ENV, None)
+                honest = next(r for r in rows if r["submission"] == "honest")
+                times.append(honest["seconds"])
+            medians[label] = statistics.median(times)
+            print(f"bench share: honest submission {label}: {medians[label]:.1f} s "
+                  f"({medians[label] / medians['alone']:.2f} x alone), score {honest['total']}", flush=True)
+    return medians

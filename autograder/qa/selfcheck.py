@@ -436,10 +436,10 @@ def with_suppressed(function, *args):
         pass
 
 
-def grade_job(assignment, entry, submission, out):
+def grade_job(assignment, entry, submission, out, probe_set):
     from ..engine.grade import grade_to
     bound = assignment.sandbox.wall_seconds + MARGIN_SECONDS
-    return Job(entry.name, lambda: grade_to(assignment, submission, out, use_sandbox=True),
+    return Job(entry.name, lambda: grade_to(assignment, submission, out, use_sandbox=True, probe_set=probe_set),
                timeout=2 * bound, log=out / "grader.log")
 
 
@@ -659,7 +659,7 @@ def main(args):
 
 def run_selfcheck(assignment, args, scratch, started):
     """Prepare, grade every selected entry, judge, report; returns the exit status."""
-    from ..engine.grade import reference_observations
+    from ..engine.grade import all_reference_observations
     bwrap = sandbox.bwrap_path()
     if bwrap is None or not sandbox.bwrap_works(bwrap):
         raise SetupError("bubblewrap (bwrap) is missing or cannot create namespaces here: the hostile entries "
@@ -671,7 +671,7 @@ def run_selfcheck(assignment, args, scratch, started):
     entries = select(catalog.entries_for(assignment), only)
     become_subreaper()
     results = reference_results(assignment, scratch / "reference-results")
-    reference_observations(assignment)          # once here, not by every grader at once
+    all_reference_observations(assignment)      # once here, not by every grader at once
     listener = listen_on_loopback()
     context = catalog.Context(port=listener.getsockname()[1], kit_root=str(KIT_ROOT),
                               batch_out=str(scratch / "batch" / "out"))
@@ -682,7 +682,7 @@ def run_selfcheck(assignment, args, scratch, started):
     print(f"selfcheck: grading {len(entries)} catalog entries of {assignment.name}, {parallel} at once"
           f"{' (--fast limits)' if args.fast else ''}; outputs in {scratch}", flush=True)
     outcomes = grade_all(assignment, entries, singles, batch_dir, Path(context.batch_out), scratch / "out",
-                         args.fast, parallel, watch, listener)
+                         args.fast, parallel, watch, listener, getattr(args, "shift", 0))
 
     points, files = hidden_test_points(assignment)
     problems = check_points(assignment) + watch.problems()
@@ -723,7 +723,7 @@ def compare_under_load(assignment, entries, singles, idle_outcomes, scratch, arg
     started = time.monotonic()
     try:
         loaded = grade_all(assignment, entries, singles, None, scratch / "batch-unused", scratch / "out-loaded",
-                           args.fast, parallel, _NoWatch(), listener)
+                           args.fast, parallel, _NoWatch(), listener, getattr(args, "shift", 0))
     finally:
         for process in busy:
             process.kill()
@@ -739,16 +739,21 @@ def compare_under_load(assignment, entries, singles, idle_outcomes, scratch, arg
     return problems
 
 
-def grade_all(assignment, entries, singles, batch_dir, batch_out, out_dir, fast, parallel, watch, listener):
+def grade_all(assignment, entries, singles, batch_dir, batch_out, out_dir, fast, parallel, watch, listener, shift=0):
     """Grade the single entries (each by grade_to, with --fast limits if asked) and the batch (by
     run_batch, with the course's limits); returns an Outcome per entry, in the catalog's order."""
+    from ..engine.grade import probe_seeds
     limited = dataclasses.replace(assignment, sandbox=fast_limits(assignment.sandbox)) if fast else assignment
     jobs, outcomes = [], {}
+    # each entry gets the probe set of its place in the whole catalog (+ shift), modulo the sets: runs
+    # compare, the catalog as a whole is graded with every set, and shifts try each entry on others
+    sets = len(probe_seeds(assignment))
+    place = {e.name: i for i, e in enumerate(catalog.entries_for(assignment))}
     if batch_dir is not None:
         jobs.append(batch_job(assignment, batch_dir, batch_out))
     for entry, folder in sorted(singles, key=lambda pair: pair[0].kind != "hostile"):   # the slow ones first
         (out_dir / entry.name).mkdir(parents=True)
-        jobs.append(grade_job(limited, entry, folder, out_dir / entry.name))
+        jobs.append(grade_job(limited, entry, folder, out_dir / entry.name, (place[entry.name] + shift) % sets))
         outcomes[entry.name] = Outcome(entry, bound=limited.sandbox.wall_seconds + MARGIN_SECONDS)
     watch.start()
     open_fds = tuple(fd for fd in (listener.fileno(),) if fd >= 0)      # closed after the first pass

@@ -500,6 +500,24 @@ if _os_for_chain.fork() == 0:
     _deep_fork_chain()
 '''
 
+CPU_HOG = '''\
+def _cpu_hog(processes=16):
+    """Keep sixteen processes spinning on the CPU for as long as the grading lasts (each one
+    leaves its own session, so that no single session or autogroup holds them all)."""
+    import os as _os
+    for _ in range(processes):
+        try:
+            if _os.fork() == 0:
+                _os.setsid()
+                while True:
+                    pass
+        except OSError:
+            return
+
+
+_cpu_hog()
+'''
+
 FILL_THE_DISK = '''\
 def _fill_the_disk():
     """Write 64 MB files into every folder it may write to, up to 2 GB in each."""
@@ -576,6 +594,8 @@ HOSTILE = (
     hostile("h_find_reference_in_batch", "in a batch: searches for a classmate's (the reference's) code and "
             "the grader's observations and takes them over", NOTHING, at_end(FIND_REFERENCE), base="release",
             results=None, batch=True),
+    hostile("h_cpu_hog", "keeps sixteen processes spinning on the CPU, each in a session of its own, for the "
+            "whole grading: in a batch, its peers still get their share", {}, at_import(CPU_HOG), batch=True),
     hostile("h_deep_fork_chain", "leaves a chain of twelve generations of sleeping processes", {},
             at_import(DEEP_FORK_CHAIN)),
     hostile("h_exit_in_methods", "os._exit in encode_dataset, SystemExit in celeba_subset and celeba_transform",
