@@ -73,7 +73,7 @@ def find_submissions(submissions_dir):
     return [(p.name, p) for p in entries if (p.is_dir() and not p.is_symlink()) or p.suffix.lower() == ".zip"]
 
 
-def grade_one(assignment, name, path, out_dir, use_sandbox, timeout, submissions_dir=None, probe_set=None):
+def grade_one(assignment, name, path, out_dir, use_sandbox, timeout, submissions_dir=None):
     """Grade one submission in a child process; returns its grades.csv row. The worker may read
     neither the batch's other submissions nor its output folders (KIT_SECRET_PATHS)."""
     submissions_dir = submissions_dir or path.parent
@@ -90,8 +90,6 @@ def grade_one(assignment, name, path, out_dir, use_sandbox, timeout, submissions
         command = [sys.executable, "-m", "autograder", "grade", assignment.name, str(path), "--out", str(out_dir)]
         if not use_sandbox:
             command.append("--no-sandbox")
-        if probe_set is not None:
-            command += ["--probe-set", str(probe_set)]
         secrets = os.pathsep.join(filter(None, [os.environ.get(SECRETS_ENV), str(Path(submissions_dir).resolve()),
                                                  str(out_dir.parent.resolve())]))
         completed = subprocess.run(command, cwd=KIT_ROOT, capture_output=True, text=True, timeout=timeout,
@@ -113,9 +111,9 @@ def grade_one(assignment, name, path, out_dir, use_sandbox, timeout, submissions
     return row
 
 
-def run_batch(assignment, submissions_dir, out_dir, jobs=None, use_sandbox=True, probe_set=None):
-    """Grade all submissions (each with a probe set drawn at random, unless pinned); writes
-    OUT/<name>/ each and OUT/grades.csv. Returns the rows."""
+def run_batch(assignment, submissions_dir, out_dir, jobs=None, use_sandbox=True):
+    """Grade all submissions (each with a probe set drawn at random); writes OUT/<name>/ each and
+    OUT/grades.csv. Returns the rows."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     submissions = find_submissions(submissions_dir)
@@ -126,7 +124,7 @@ def run_batch(assignment, submissions_dir, out_dir, jobs=None, use_sandbox=True,
     rows = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(grade_one, assignment, name, path, out_dir / names[name], use_sandbox, timeout,
-                               submissions_dir, probe_set)
+                               submissions_dir)
                    for name, path in submissions]
         for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc="grading",
                            unit="submission"):
